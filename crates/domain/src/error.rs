@@ -1,0 +1,98 @@
+//! Errors: the ones a caller can act on, each with a stable machine code, and
+//! `Unexpected`, whose detail is logged and never shown.
+
+use std::time::Duration;
+
+use crate::PasswordPolicyViolation;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("Missing params")]
+    MissingParams,
+    #[error("{0}")]
+    InvalidRequest(String),
+    #[error("Invalid email: {0}")]
+    InvalidEmail(String),
+    #[error("{0}")]
+    InvalidPassword(String),
+    /// One message whether the email or the code was wrong.
+    #[error("Invalid email or access code")]
+    InvalidAccessCode,
+    #[error("This invitation has expired; ask for a new one")]
+    InvitationExpired,
+    #[error("This invitation was revoked")]
+    InvitationRevoked,
+    #[error("This invitation has already been used")]
+    InvitationRedeemed,
+    #[error("This invitation is being used by another sign-up right now; try again shortly")]
+    InvitationInUse,
+    #[error("An account with this email already exists")]
+    UserExists,
+    #[error("Too many attempts; try again later")]
+    TooManyAttempts { retry_after: Duration },
+    #[error("The service is busy; try again shortly")]
+    Unavailable { retry_after: Duration },
+    /// One message for unknown user, wrong password and bad token.
+    #[error("Incorrect email or password")]
+    NotAuthorized,
+    #[error("Missing or invalid access token")]
+    InvalidToken,
+    #[error("The account has not been confirmed; enter the code sent by email")]
+    UserNotConfirmed,
+    #[error("Invalid or expired confirmation code")]
+    InvalidConfirmationCode,
+    #[error("No invitations left to send")]
+    InviteQuotaExhausted,
+    #[error("This email already has a pending invitation")]
+    AlreadyInvited,
+    #[error("Not found")]
+    NotFound,
+    #[error("Sign-up requires an invitation")]
+    SignUpNotAllowed,
+    #[error("Internal error")]
+    Unexpected(#[from] anyhow::Error),
+}
+
+impl Error {
+    /// The stable machine-readable code sent to clients.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::MissingParams => "missing_params",
+            Self::InvalidRequest(_) => "invalid_request",
+            Self::InvalidEmail(_) => "invalid_email",
+            Self::InvalidPassword(_) => "invalid_password",
+            Self::InvalidAccessCode => "invalid_access_code",
+            Self::InvitationExpired => "invitation_expired",
+            Self::InvitationRevoked => "invitation_revoked",
+            Self::InvitationRedeemed => "invitation_redeemed",
+            Self::InvitationInUse => "invitation_in_use",
+            Self::UserExists => "user_exists",
+            Self::TooManyAttempts { .. } => "too_many_attempts",
+            Self::Unavailable { .. } => "unavailable",
+            Self::NotAuthorized | Self::InvalidToken => "not_authorized",
+            Self::UserNotConfirmed => "user_not_confirmed",
+            Self::InvalidConfirmationCode => "invalid_confirmation_code",
+            Self::InviteQuotaExhausted => "invite_quota_exhausted",
+            Self::AlreadyInvited => "already_invited",
+            Self::NotFound => "not_found",
+            Self::SignUpNotAllowed => "sign_up_not_allowed",
+            Self::Unexpected(_) => "internal",
+        }
+    }
+
+    pub fn unexpected(context: impl std::fmt::Display) -> Self {
+        Self::Unexpected(anyhow::anyhow!("{context}"))
+    }
+}
+
+impl From<PasswordPolicyViolation> for Error {
+    fn from(v: PasswordPolicyViolation) -> Self {
+        Self::InvalidPassword(v.to_string())
+    }
+}
+
+impl From<crate::email::InvalidEmail> for Error {
+    fn from(e: crate::email::InvalidEmail) -> Self {
+        Self::InvalidEmail(e.to_string())
+    }
+}

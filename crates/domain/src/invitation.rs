@@ -1,0 +1,243 @@
+//! The invitation state machine.
+//!
+//! ```text
+//!            reserve (right email + code, not expired)
+//!   Pending ─────────────────────────────────────────▶ Reserved ──complete(sub)──▶ Redeemed
+//!     ▲  │ ◀──────────── release (sign-up failed) ─────────┘  │
+//!     │  │ ◀──── reconcile (lease over, no confirmed user) ───┘  (lease over, user confirmed → Redeemed)
+//!     │  └──revoke──▶ Revoked
+//!     └──resend: new code, new expiry (Pending only)
+//! ```
+//! "Expired" is not stored: a Pending invitation whose `expires_at` has passed
+//! is expired, so no clock-driven job has to run for expiry to take effect.
+//! Storage applies each arrow as a conditional write on the `from` state.
+
+use std::fmt;
+
+use serde::Serialize;
+use time::{Duration, OffsetDateTime};
+
+use crate::{CodeHash, Email, Error, UserSub};
+
+/// How long a sign-up may hold an invitation before another attempt may use it.
+pub const RESERVATION_LEASE: Duration = Duration::seconds(60);
+pub const DEFAULT_INVITATION_TTL: Duration = Duration::days(7);
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct InvitationId(String);
+
+impl InvitationId {
+    pub fn new(id: String) -> Self {
+        Self(id)
+    }
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for InvitationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What storage records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredStatus {
+    Pending,
+    Reserved,
+    Redeemed,
+    Revoked,
+}
+
+impl StoredStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Reserved => "reserved",
+            Self::Redeemed => "redeemed",
+            Self::Revoked => "revoked",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "reserved" => Self::Reserved,
+            "redeemed" => Self::Redeemed,
+            "revoked" => Self::Revoked,
+            _ => return None,
+        })
+    }
+}
+
+/// What people see. A reservation is an internal detail of an in-flight sign-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum InvitationStatus {
+    Pending,
+    Redeemed,
+    Revoked,
+    Expired,
+}
+
+impl InvitationStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Redeemed => "redeemed",
+            Self::Revoked => "revoked",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s.to_ascii_lowercase().as_str() {
+            "pending" => Self::Pending,
+            "redeemed" => Self::Redeemed,
+            "revoked" => Self::Revoked,
+            "expired" => Self::Expired,
+            _ => return None,
+        })
+    }
+}
+
+/// Who sent an invitation; operators (the CLI) have no quota.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inviter {
+    Operator,
+    User(UserSub),
+}
+
+#[derive(Debug, Clone)]
+pub struct Invitation {
+    pub id: InvitationId,
+    pub email: Email,
+    pub code_hash: CodeHash,
+    pub status: StoredStatus,
+    pub inviter: Inviter,
+    /// Invites the invitee may send once signed up; `None` means the server default.
+    pub invitee_quota: Option<u32>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub reserved_until: Option<OffsetDateTime>,
+    pub redeemed_by: Option<UserSub>,
+    pub redeemed_at: Option<OffsetDateTime>,
+}
+
+impl Invitation {
+    pub fn status_at(&self, now: OffsetDateTime) -> InvitationStatus {
+        match self.status {
+            StoredStatus::Redeemed => InvitationStatus::Redeemed,
+            StoredStatus::Revoked => InvitationStatus::Revoked,
+            StoredStatus::Pending | StoredStatus::Reserved if now >= self.expires_at => {
+                InvitationStatus::Expired
+            }
+            StoredStatus::Pending | StoredStatus::Reserved => InvitationStatus::Pending,
+        }
+    }
+
+    /// Whether this invitation still blocks a new one for the same email.
+    pub fn is_active(&self, now: OffsetDateTime) -> bool {
+        match self.status {
+            StoredStatus::Reserved => true,
+            StoredStatus::Pending => now < self.expires_at,
+            StoredStatus::Redeemed | StoredStatus::Revoked => false,
+        }
+    }
+
+    /// The check made once the right email and code were presented: may this
+    /// invitation be reserved for a sign-up now?
+    pub fn check_redeemable(&self, now: OffsetDateTime) -> Result<(), Error> {
+        match self.status {
+            StoredStatus::Redeemed => Err(Error::InvitationRedeemed),
+            StoredStatus::Revoked => Err(Error::InvitationRevoked),
+            _ if now >= self.expires_at => Err(Error::InvitationExpired),
+            StoredStatus::Reserved if self.reserved_until.is_some_and(|until| now < until) => {
+                Err(Error::InvitationInUse)
+            }
+            // A lapsed reservation must be reconciled before reuse; storage does that.
+            StoredStatus::Reserved => Err(Error::InvitationInUse),
+            StoredStatus::Pending => Ok(()),
+        }
+    }
+
+    /// Resend rotates the code and restarts the clock; only pending (or merely expired) ones.
+    pub fn check_resendable(&self) -> Result<(), Error> {
+        match self.status {
+            StoredStatus::Pending => Ok(()),
+            StoredStatus::Reserved => Err(Error::InvitationInUse),
+            StoredStatus::Redeemed => Err(Error::InvitationRedeemed),
+            StoredStatus::Revoked => Err(Error::InvitationRevoked),
+        }
+    }
+
+    pub fn check_revocable(&self) -> Result<(), Error> {
+        self.check_resendable()
+    }
+}
+
+/// What a sign-up holds between reserving an invitation and creating the user.
+#[derive(Debug, Clone)]
+pub struct Reservation {
+    pub invitation_id: InvitationId,
+    pub email: Email,
+    pub invitee_quota: Option<u32>,
+    pub until: OffsetDateTime,
+}
+
+/// A new invitation, before storage assigns nothing more than what's here.
+#[derive(Debug, Clone)]
+pub struct NewInvitation {
+    pub id: InvitationId,
+    pub email: Email,
+    pub code_hash: CodeHash,
+    pub inviter: Inviter,
+    pub invitee_quota: Option<u32>,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn invitation(status: StoredStatus) -> Invitation {
+        Invitation {
+            id: InvitationId::new("i".into()),
+            email: Email::parse("a@example.com").unwrap(),
+            code_hash: CodeHash::from_bytes(&[0; 32]).unwrap(),
+            status,
+            inviter: Inviter::Operator,
+            invitee_quota: None,
+            created_at: datetime!(2026-01-01 0:00 UTC),
+            expires_at: datetime!(2026-01-08 0:00 UTC),
+            reserved_until: None,
+            redeemed_by: None,
+            redeemed_at: None,
+        }
+    }
+
+    #[test]
+    fn expiry_is_derived_from_time() {
+        let inv = invitation(StoredStatus::Pending);
+        assert_eq!(inv.status_at(datetime!(2026-01-07 23:59 UTC)), InvitationStatus::Pending);
+        assert_eq!(inv.status_at(datetime!(2026-01-08 0:00 UTC)), InvitationStatus::Expired);
+        assert!(matches!(
+            inv.check_redeemable(datetime!(2026-01-09 0:00 UTC)),
+            Err(Error::InvitationExpired)
+        ));
+        assert!(!inv.is_active(datetime!(2026-01-09 0:00 UTC)));
+    }
+
+    #[test]
+    fn terminal_states_refuse_redemption() {
+        let now = datetime!(2026-01-02 0:00 UTC);
+        assert!(matches!(invitation(StoredStatus::Redeemed).check_redeemable(now), Err(Error::InvitationRedeemed)));
+        assert!(matches!(invitation(StoredStatus::Revoked).check_redeemable(now), Err(Error::InvitationRevoked)));
+        assert!(invitation(StoredStatus::Pending).check_redeemable(now).is_ok());
+        assert!(matches!(invitation(StoredStatus::Reserved).check_redeemable(now), Err(Error::InvitationInUse)));
+    }
+}

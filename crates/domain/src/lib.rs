@@ -1,0 +1,25 @@
+//! invitegate's domain: the rules, with no I/O. Time is always a parameter.
+
+pub mod access_code;
+pub mod email;
+pub mod error;
+pub mod invitation;
+pub mod limiter;
+pub mod messages;
+pub mod password;
+pub mod ports;
+pub mod presignup;
+pub mod user;
+
+pub use access_code::{AccessCode, CodeHash, CodeHasher, MalformedAccessCode};
+pub use email::Email;
+pub use error::Error;
+pub use invitation::{
+    Invitation, InvitationId, InvitationStatus, Inviter, NewInvitation, Reservation, StoredStatus,
+};
+pub use password::{Password, PasswordPolicy, PasswordPolicyViolation};
+pub use ports::{InvitationStore, Mailer, OutgoingEmail, QuotaCharge, ReserveOutcome, UserPool};
+pub use presignup::{PreSignUpDecision, PreSignUpFacts, SignUpPolicy, Trigger};
+pub use user::{
+    AccessClaims, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserStatus, UserSub,
+};

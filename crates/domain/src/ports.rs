@@ -1,0 +1,105 @@
+//! The traits each backend implements. They speak only this crate's types.
+
+use async_trait::async_trait;
+use time::OffsetDateTime;
+
+use crate::{
+    AccessClaims, CodeHash, Email, Error, Invitation, InvitationId, Inviter, NewInvitation,
+    Reservation, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserSub,
+};
+
+/// Who pays for a new invitation.
+#[derive(Debug, Clone)]
+pub enum QuotaCharge {
+    /// The operator: unlimited.
+    None,
+    /// A user: one invite from their quota, which starts at `initial` the first time.
+    User { sub: UserSub, initial: u32 },
+}
+
+#[derive(Debug)]
+pub enum ReserveOutcome {
+    Reserved(Reservation),
+    /// The code matched an invitation whose earlier reservation ran out without
+    /// finishing; the caller must find out whether that sign-up created a user
+    /// ([`InvitationStore::settle_lapsed`]) before it can be reserved again.
+    Lapsed(Invitation),
+}
+
+#[async_trait]
+pub trait InvitationStore: Send + Sync {
+    /// Inserts the invitation, refusing a second active one for the email and
+    /// charging the quota in the same atomic step.
+    async fn create(&self, new: NewInvitation, charge: QuotaCharge, now: OffsetDateTime) -> Result<Invitation, Error>;
+    async fn get(&self, id: &InvitationId) -> Result<Option<Invitation>, Error>;
+    /// The most recent invitation for this email, whatever its state.
+    async fn latest_for_email(&self, email: &Email) -> Result<Option<Invitation>, Error>;
+    /// Newest first; `inviter: None` lists all.
+    async fn list(&self, inviter: Option<&Inviter>) -> Result<Vec<Invitation>, Error>;
+    /// Pending → revoked; a user's quota gets the invite back.
+    async fn revoke(&self, id: &InvitationId, now: OffsetDateTime) -> Result<Invitation, Error>;
+    /// Pending → pending with a new code and a new expiry; the old code stops working.
+    async fn rotate_code(
+        &self,
+        id: &InvitationId,
+        code_hash: CodeHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Invitation, Error>;
+    /// Finds the email's invitation whose code hash matches and moves it
+    /// pending → reserved. Wrong email or code: `InvalidAccessCode`; right
+    /// ones but unusable: the matching invitation error.
+    async fn reserve(&self, email: &Email, code_hash: &CodeHash, now: OffsetDateTime) -> Result<ReserveOutcome, Error>;
+    /// Reserved → pending, after a sign-up that definitely created no user.
+    async fn release(&self, reservation: &Reservation) -> Result<(), Error>;
+    /// Reserved → redeemed by `sub`. Idempotent for the same sub.
+    async fn complete(&self, reservation: &Reservation, sub: &UserSub, now: OffsetDateTime) -> Result<(), Error>;
+    /// A lapsed reservation: redeemed by `created` if that sign-up made a user, else pending.
+    async fn settle_lapsed(&self, id: &InvitationId, created: Option<&UserSub>, now: OffsetDateTime) -> Result<(), Error>;
+    /// Invites `sub` may still send (`initial` if they never sent one).
+    async fn invites_remaining(&self, sub: &UserSub, initial: u32) -> Result<u32, Error>;
+    /// Who invited this user, if they came in by invitation.
+    async fn invited_by(&self, sub: &UserSub) -> Result<Option<Inviter>, Error>;
+}
+
+#[async_trait]
+pub trait UserPool: Send + Sync {
+    /// Creates the user. The pool runs [`crate::presignup::decide`]: a user
+    /// holding a reservation is confirmed with a verified email.
+    async fn sign_up(&self, request: SignUpRequest, now: OffsetDateTime) -> Result<SignUpOutcome, Error>;
+    async fn confirm_sign_up(&self, email: &Email, code: &str, now: OffsetDateTime) -> Result<(), Error>;
+    async fn resend_confirmation(&self, email: &Email, now: OffsetDateTime) -> Result<(), Error>;
+    async fn sign_in(&self, email: &Email, password: &SecretString, now: OffsetDateTime) -> Result<Tokens, Error>;
+    async fn refresh(&self, refresh_token: &SecretString, now: OffsetDateTime) -> Result<Tokens, Error>;
+    async fn sign_out(&self, refresh_token: &SecretString, now: OffsetDateTime) -> Result<(), Error>;
+    async fn verify_access_token(&self, token: &SecretString, now: OffsetDateTime) -> Result<AccessClaims, Error>;
+    async fn find_by_email(&self, email: &Email) -> Result<Option<UserRecord>, Error>;
+    async fn find_by_sub(&self, sub: &UserSub) -> Result<Option<UserRecord>, Error>;
+    async fn list_users(&self) -> Result<Vec<UserRecord>, Error>;
+    /// The public signing keys as a JWKS document, when this pool signs its own tokens.
+    fn jwks_json(&self) -> Option<String>;
+}
+
+/// One email, as the outbox or SMTP/SES sends it.
+#[derive(Clone)]
+pub struct OutgoingEmail {
+    pub to: Email,
+    pub subject: String,
+    /// Holds codes; redacted from `Debug`.
+    pub text_body: String,
+}
+
+impl std::fmt::Debug for OutgoingEmail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OutgoingEmail")
+            .field("to", &self.to)
+            .field("subject", &self.subject)
+            .field("text_body", &"<redacted>")
+            .finish()
+    }
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    async fn send(&self, message: &OutgoingEmail) -> Result<(), Error>;
+}
