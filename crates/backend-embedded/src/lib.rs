@@ -1,1 +1,67 @@
+//! invitegate's embedded backend: everything on one machine, no cloud account.
 
+mod db;
+mod hashing;
+mod mailer;
+mod pool;
+mod secrets;
+mod store;
+mod tokens;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use domain::{CodeHasher, InvitationStore, Mailer, SignUpPolicy, UserPool};
+
+pub use db::{DB_FILE, Db};
+pub use hashing::{HashingCost, PasswordHashing};
+pub use mailer::{OUTBOX_DIR, OutboxMailer, SmtpMailer, outbox_messages, parse_from};
+pub use pool::LocalUserPool;
+pub use store::SqliteInvitationStore;
+pub use tokens::{CLIENT_ID, TokenIssuer};
+
+pub struct EmbeddedConfig {
+    pub data_dir: PathBuf,
+    /// `iss` of the tokens: the service's public URL.
+    pub issuer: String,
+    pub policy: SignUpPolicy,
+    pub hashing_cost: HashingCost,
+    pub max_concurrent_hashes: usize,
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+}
+
+/// The parts the service needs, wired to one database.
+pub struct EmbeddedBackend {
+    pub store: Arc<dyn InvitationStore>,
+    pub pool: Arc<dyn UserPool>,
+    pub mailer: Arc<dyn Mailer>,
+    pub code_hasher: CodeHasher,
+}
+
+/// Whether `open` would start from nothing (used to greet a new operator).
+pub fn is_fresh(data_dir: &Path) -> bool {
+    !data_dir.join(DB_FILE).exists()
+}
+
+pub fn open(config: &EmbeddedConfig) -> anyhow::Result<EmbeddedBackend> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    let db = Db::open(&config.data_dir)?;
+    let code_hasher = CodeHasher::new(secrets::code_key(&config.data_dir)?);
+    let tokens = TokenIssuer::new(&secrets::signing_key(&config.data_dir)?, config.issuer.clone())?;
+    let from = parse_from(&config.mail_from)?;
+    let mailer: Arc<dyn Mailer> = match &config.smtp_url {
+        Some(url) => Arc::new(SmtpMailer::new(url, from)?),
+        None => Arc::new(OutboxMailer::new(&config.data_dir, from)?),
+    };
+    let hashing = PasswordHashing::new(config.hashing_cost, config.max_concurrent_hashes)?;
+    let pool = LocalUserPool::new(db.clone(), hashing, tokens, code_hasher.clone(), Arc::clone(&mailer), config.policy);
+    Ok(EmbeddedBackend {
+        store: Arc::new(SqliteInvitationStore::new(db)),
+        pool: Arc::new(pool),
+        mailer,
+        code_hasher,
+    })
+}

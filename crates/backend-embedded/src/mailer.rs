@@ -1,0 +1,108 @@
+//! Delivery: RFC 5322 files in an outbox folder (the default), or SMTP.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use async_trait::async_trait;
+use domain::{Error, Mailer, OutgoingEmail};
+use lettre::message::{Mailbox, Message, header::ContentType};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
+use time::OffsetDateTime;
+
+pub const OUTBOX_DIR: &str = "outbox";
+
+fn build(from: &Mailbox, message: &OutgoingEmail) -> Result<Message, Error> {
+    let to: Mailbox = message
+        .to
+        .as_str()
+        .parse()
+        .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("recipient address")))?;
+    Message::builder()
+        .from(from.clone())
+        .to(to)
+        .subject(message.subject.clone())
+        .header(ContentType::TEXT_PLAIN)
+        .body(message.text_body.clone())
+        .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("building an email")))
+}
+
+pub fn parse_from(from: &str) -> anyhow::Result<Mailbox> {
+    from.parse().with_context(|| format!("mail sender {from:?} is not an address"))
+}
+
+/// Writes each message to `<data dir>/outbox/<time>-<id>.eml` for the operator to read.
+pub struct OutboxMailer {
+    dir: PathBuf,
+    from: Mailbox,
+}
+
+impl OutboxMailer {
+    pub fn new(data_dir: &Path, from: Mailbox) -> anyhow::Result<Self> {
+        let dir = data_dir.join(OUTBOX_DIR);
+        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        Ok(Self { dir, from })
+    }
+}
+
+#[async_trait]
+impl Mailer for OutboxMailer {
+    async fn send(&self, message: &OutgoingEmail) -> Result<(), Error> {
+        let bytes = build(&self.from, message)?.formatted();
+        let now = OffsetDateTime::now_utc();
+        let name = format!("{}-{}.eml", now.unix_timestamp_nanos(), uuid::Uuid::new_v4().simple());
+        let path = self.dir.join(&name);
+        let partial = self.dir.join(format!(".{name}.partial"));
+        // Write then rename, so a reader never sees half a message.
+        tokio::fs::write(&partial, &bytes)
+            .await
+            .and(tokio::fs::rename(&partial, &path).await)
+            .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context(format!("writing {}", path.display()))))?;
+        tracing::info!(path = %path.display(), subject = %message.subject, "email written to the outbox");
+        Ok(())
+    }
+}
+
+/// Sends through an SMTP server given as a URL (`smtp://`, `smtps://`, with credentials if needed).
+pub struct SmtpMailer {
+    transport: AsyncSmtpTransport<Tokio1Executor>,
+    from: Mailbox,
+}
+
+impl SmtpMailer {
+    pub fn new(url: &str, from: Mailbox) -> anyhow::Result<Self> {
+        // The URL may hold a password: never echo it back in the error.
+        let transport = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+            .map_err(|_| anyhow::anyhow!("INVITEGATE_SMTP_URL is not a valid smtp:// or smtps:// URL"))?
+            .build();
+        Ok(Self { transport, from })
+    }
+}
+
+#[async_trait]
+impl Mailer for SmtpMailer {
+    async fn send(&self, message: &OutgoingEmail) -> Result<(), Error> {
+        let email = build(&self.from, message)?;
+        self.transport
+            .send(email)
+            .await
+            .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("sending by SMTP")))?;
+        tracing::info!(subject = %message.subject, "email sent by SMTP");
+        Ok(())
+    }
+}
+
+/// The outbox's messages, newest first.
+pub fn outbox_messages(data_dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let dir = data_dir.join(OUTBOX_DIR);
+    let mut paths: Vec<PathBuf> = match std::fs::read_dir(&dir) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|ext| ext == "eml"))
+            .collect(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", dir.display())),
+    };
+    paths.sort();
+    paths.reverse();
+    Ok(paths)
+}

@@ -1,0 +1,104 @@
+//! Keys that live beside the database, not in it: a leaked database file alone
+//! gives neither the power to sign tokens nor to test guesses at access codes.
+
+use std::fs::{self, OpenOptions};
+use std::io::{ErrorKind, Write};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+use anyhow::{Context, bail};
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use rand::RngCore;
+
+pub const CODE_KEY_FILE: &str = "code-hmac.key";
+pub const SIGNING_KEY_FILE: &str = "jwt-signing-key.pk8";
+
+/// Reads a secret file, creating it with mode 0600 on first start.
+fn load_or_create(path: &Path, generate: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
+    match fs::read(path) {
+        Ok(bytes) => return Ok(bytes),
+        Err(e) if e.kind() == ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+    let bytes = generate()?;
+    let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(file) => file,
+        // Another process created it first: use theirs.
+        Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+            return fs::read(path).with_context(|| format!("reading {}", path.display()));
+        }
+        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+    };
+    file.write_all(&bytes).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", path.display()))?;
+    Ok(bytes)
+}
+
+pub fn code_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
+    let path = data_dir.join(CODE_KEY_FILE);
+    let bytes = load_or_create(&path, || {
+        let mut key = vec![0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        Ok(key)
+    })?;
+    bytes.try_into().map_err(|_| anyhow::anyhow!("{} must hold exactly 32 bytes", path.display()))
+}
+
+/// The RSA signing key as PKCS#1 DER (what the JWT library signs with); stored as PKCS#8.
+pub fn signing_key(data_dir: &Path) -> anyhow::Result<Vec<u8>> {
+    let path = data_dir.join(SIGNING_KEY_FILE);
+    let pkcs8 = load_or_create(&path, || {
+        let pair = KeyPair::generate(KeySize::Rsa2048).map_err(|_| anyhow::anyhow!("RSA key generation failed"))?;
+        let der = AsDer::<Pkcs8V1Der>::as_der(&pair).map_err(|_| anyhow::anyhow!("RSA key encoding failed"))?;
+        Ok(der.as_ref().to_vec())
+    })?;
+    pkcs1_from_pkcs8(&pkcs8).with_context(|| format!("{} is not a PKCS#8 RSA key", path.display()))
+}
+
+/// PrivateKeyInfo ::= SEQUENCE { version INTEGER, algorithm SEQUENCE, privateKey OCTET STRING }
+fn pkcs1_from_pkcs8(der: &[u8]) -> anyhow::Result<Vec<u8>> {
+    let (0x30, info, _) = der_tlv(der)? else { bail!("not a SEQUENCE") };
+    let (0x02, _, rest) = der_tlv(info)? else { bail!("no version") };
+    let (0x30, _, rest) = der_tlv(rest)? else { bail!("no algorithm") };
+    let (0x04, key, _) = der_tlv(rest)? else { bail!("no private key") };
+    Ok(key.to_vec())
+}
+
+fn der_tlv(input: &[u8]) -> anyhow::Result<(u8, &[u8], &[u8])> {
+    let truncated = || anyhow::anyhow!("truncated DER");
+    let (&tag, rest) = input.split_first().ok_or_else(truncated)?;
+    let (&first, rest) = rest.split_first().ok_or_else(truncated)?;
+    let (len, rest) = if first < 0x80 {
+        (usize::from(first), rest)
+    } else {
+        let n = usize::from(first & 0x7f);
+        if n == 0 || n > 4 || rest.len() < n {
+            bail!("bad DER length");
+        }
+        let len = rest[..n].iter().fold(0usize, |acc, &b| (acc << 8) | usize::from(b));
+        (len, &rest[n..])
+    };
+    if rest.len() < len {
+        return Err(truncated());
+    }
+    Ok((tag, &rest[..len], &rest[len..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn keys_are_created_once_with_owner_only_permissions() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = code_key(dir.path()).unwrap();
+        assert_eq!(code_key(dir.path()).unwrap(), first);
+        let signing = signing_key(dir.path()).unwrap();
+        assert_eq!(signing_key(dir.path()).unwrap(), signing);
+        for file in [CODE_KEY_FILE, SIGNING_KEY_FILE] {
+            let mode = fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600, "{file}");
+        }
+    }
+}

@@ -1,0 +1,412 @@
+//! Invitations and invite quotas in SQLite. Every transition is a conditional
+//! `UPDATE … WHERE status = …` inside a transaction; uniqueness is the
+//! schema's job (see `db.rs`).
+
+use async_trait::async_trait;
+use domain::invitation::RESERVATION_LEASE;
+use domain::{
+    CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation,
+    QuotaCharge, Reservation, ReserveOutcome, StoredStatus, UserSub,
+};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
+use time::OffsetDateTime;
+
+use crate::db::{Db, db_err, is_unique_violation};
+
+#[derive(Clone)]
+pub struct SqliteInvitationStore {
+    db: Db,
+}
+
+impl SqliteInvitationStore {
+    pub fn new(db: Db) -> Self {
+        Self { db }
+    }
+}
+
+pub(crate) fn ts(t: OffsetDateTime) -> i64 {
+    t.unix_timestamp()
+}
+
+pub(crate) fn from_ts(secs: i64) -> rusqlite::Result<OffsetDateTime> {
+    OffsetDateTime::from_unix_timestamp(secs)
+        .map_err(|e| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Integer, Box::new(e)))
+}
+
+const COLUMNS: &str = "id, email, code_hash, status, inviter_sub, invitee_quota, created_at, expires_at, \
+                       reserved_until, redeemed_by, redeemed_at";
+
+fn conversion(msg: &'static str) -> rusqlite::Error {
+    rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, msg.into())
+}
+
+fn invitation_from_row(row: &Row<'_>) -> rusqlite::Result<Invitation> {
+    let email: String = row.get(1)?;
+    let hash: Vec<u8> = row.get(2)?;
+    let status: String = row.get(3)?;
+    let inviter: Option<String> = row.get(4)?;
+    Ok(Invitation {
+        id: InvitationId::new(row.get(0)?),
+        email: Email::parse(&email).map_err(|_| conversion("stored email invalid"))?,
+        code_hash: CodeHash::from_bytes(&hash).ok_or_else(|| conversion("stored hash invalid"))?,
+        status: StoredStatus::parse(&status).ok_or_else(|| conversion("stored status invalid"))?,
+        inviter: inviter.map_or(Inviter::Operator, |s| Inviter::User(UserSub::new(s))),
+        invitee_quota: row.get(5)?,
+        created_at: from_ts(row.get(6)?)?,
+        expires_at: from_ts(row.get(7)?)?,
+        reserved_until: row.get::<_, Option<i64>>(8)?.map(from_ts).transpose()?,
+        redeemed_by: row.get::<_, Option<String>>(9)?.map(UserSub::new),
+        redeemed_at: row.get::<_, Option<i64>>(10)?.map(from_ts).transpose()?,
+    })
+}
+
+fn get_in(tx: &Transaction<'_>, id: &str) -> Result<Option<Invitation>, Error> {
+    tx.query_row(&format!("SELECT {COLUMNS} FROM invitations WHERE id = ?1"), [id], invitation_from_row)
+        .optional()
+        .map_err(db_err)
+}
+
+/// Lets a newer invitation replace one that merely expired.
+fn retire_expired(tx: &Transaction<'_>, email: &str, now: OffsetDateTime) -> Result<(), Error> {
+    tx.execute(
+        "UPDATE invitations SET active_email = NULL \
+         WHERE active_email = ?1 AND status = 'pending' AND expires_at <= ?2",
+        params![email, ts(now)],
+    )
+    .map_err(db_err)?;
+    Ok(())
+}
+
+/// Reserved → redeemed, and the invitee's quota if the invitation set one.
+/// Shared with the user pool, which calls it in the transaction that creates the user.
+pub(crate) fn redeem_in(tx: &Transaction<'_>, reservation: &Reservation, sub: &UserSub, now: OffsetDateTime) -> Result<(), Error> {
+    let changed = tx
+        .execute(
+            "UPDATE invitations SET status = 'redeemed', redeemed_by = ?2, redeemed_at = ?3, \
+             reserved_until = NULL, active_email = NULL WHERE id = ?1 AND status = 'reserved' AND reserved_until = ?4",
+            params![reservation.invitation_id.as_str(), sub.as_str(), ts(now), ts(reservation.until)],
+        )
+        .map_err(db_err)?;
+    if changed == 0 {
+        // Already redeemed by this very user is fine (idempotent); anything else is not.
+        let redeemed_by: Option<Option<String>> = tx
+            .query_row(
+                "SELECT redeemed_by FROM invitations WHERE id = ?1 AND status = 'redeemed'",
+                [reservation.invitation_id.as_str()],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(db_err)?;
+        return match redeemed_by {
+            Some(Some(by)) if by == sub.as_str() => Ok(()),
+            _ => Err(Error::unexpected("invitation was not reserved when completing a sign-up")),
+        };
+    }
+    if let Some(quota) = reservation.invitee_quota {
+        tx.execute(
+            "INSERT INTO invite_quotas (sub, remaining) VALUES (?1, ?2) \
+             ON CONFLICT (sub) DO UPDATE SET remaining = excluded.remaining",
+            params![sub.as_str(), quota],
+        )
+        .map_err(db_err)?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl InvitationStore for SqliteInvitationStore {
+    async fn create(&self, new: NewInvitation, charge: QuotaCharge, now: OffsetDateTime) -> Result<Invitation, Error> {
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction().map_err(db_err)?;
+                if let QuotaCharge::User { sub, initial } = &charge {
+                    tx.execute(
+                        "INSERT INTO invite_quotas (sub, remaining) VALUES (?1, ?2) ON CONFLICT (sub) DO NOTHING",
+                        params![sub.as_str(), initial],
+                    )
+                    .map_err(db_err)?;
+                    let charged = tx
+                        .execute(
+                            "UPDATE invite_quotas SET remaining = remaining - 1 WHERE sub = ?1 AND remaining > 0",
+                            [sub.as_str()],
+                        )
+                        .map_err(db_err)?;
+                    if charged == 0 {
+                        return Err(Error::InviteQuotaExhausted);
+                    }
+                }
+                retire_expired(&tx, new.email.as_str(), now)?;
+                let inviter = match &new.inviter {
+                    Inviter::Operator => None,
+                    Inviter::User(sub) => Some(sub.as_str().to_owned()),
+                };
+                let inserted = tx.execute(
+                    "INSERT INTO invitations (id, email, code_hash, status, inviter_sub, invitee_quota, \
+                     created_at, expires_at, active_email) VALUES (?1, ?2, ?3, 'pending', ?4, ?5, ?6, ?7, ?2)",
+                    params![
+                        new.id.as_str(),
+                        new.email.as_str(),
+                        new.code_hash.as_bytes().as_slice(),
+                        inviter,
+                        new.invitee_quota,
+                        ts(new.created_at),
+                        ts(new.expires_at),
+                    ],
+                );
+                match inserted {
+                    Ok(_) => {}
+                    Err(e) if is_unique_violation(&e) => return Err(Error::AlreadyInvited),
+                    Err(e) => return Err(db_err(e)),
+                }
+                let invitation = get_in(&tx, new.id.as_str())?.ok_or_else(|| Error::unexpected("inserted invitation vanished"))?;
+                tx.commit().map_err(db_err)?;
+                Ok(invitation)
+            })
+            .await
+    }
+
+    async fn get(&self, id: &InvitationId) -> Result<Option<Invitation>, Error> {
+        let id = id.clone();
+        self.db
+            .call(move |conn| {
+                conn.query_row(&format!("SELECT {COLUMNS} FROM invitations WHERE id = ?1"), [id.as_str()], invitation_from_row)
+                    .optional()
+                    .map_err(db_err)
+            })
+            .await
+    }
+
+    async fn latest_for_email(&self, email: &Email) -> Result<Option<Invitation>, Error> {
+        let email = email.clone();
+        self.db
+            .call(move |conn| {
+                conn.query_row(
+                    &format!("SELECT {COLUMNS} FROM invitations WHERE email = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1"),
+                    [email.as_str()],
+                    invitation_from_row,
+                )
+                .optional()
+                .map_err(db_err)
+            })
+            .await
+    }
+
+    async fn list(&self, inviter: Option<&Inviter>) -> Result<Vec<Invitation>, Error> {
+        let filter = inviter.cloned();
+        self.db
+            .call(move |conn| {
+                let (sql, arg) = match &filter {
+                    None => (format!("SELECT {COLUMNS} FROM invitations ORDER BY created_at DESC, rowid DESC"), None),
+                    Some(Inviter::Operator) => (
+                        format!("SELECT {COLUMNS} FROM invitations WHERE inviter_sub IS NULL ORDER BY created_at DESC, rowid DESC"),
+                        None,
+                    ),
+                    Some(Inviter::User(sub)) => (
+                        format!("SELECT {COLUMNS} FROM invitations WHERE inviter_sub = ?1 ORDER BY created_at DESC, rowid DESC"),
+                        Some(sub.as_str().to_owned()),
+                    ),
+                };
+                let mut stmt = conn.prepare(&sql).map_err(db_err)?;
+                let rows = match arg {
+                    Some(arg) => stmt.query_map([arg], invitation_from_row),
+                    None => stmt.query_map([], invitation_from_row),
+                }
+                .map_err(db_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+            })
+            .await
+    }
+
+    async fn revoke(&self, id: &InvitationId, _now: OffsetDateTime) -> Result<Invitation, Error> {
+        let id = id.clone();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction().map_err(db_err)?;
+                let invitation = get_in(&tx, id.as_str())?.ok_or(Error::NotFound)?;
+                invitation.check_revocable()?;
+                let changed = tx
+                    .execute(
+                        "UPDATE invitations SET status = 'revoked', active_email = NULL WHERE id = ?1 AND status = 'pending'",
+                        [id.as_str()],
+                    )
+                    .map_err(db_err)?;
+                if changed == 0 {
+                    return Err(Error::unexpected("invitation changed state during revoke"));
+                }
+                // A still-usable invite given back; an expired one was already "spent" time-wise,
+                // but the inviter never got a user from it either, so refund it too.
+                if let Inviter::User(sub) = &invitation.inviter {
+                    tx.execute("UPDATE invite_quotas SET remaining = remaining + 1 WHERE sub = ?1", [sub.as_str()])
+                        .map_err(db_err)?;
+                }
+                let revoked = get_in(&tx, id.as_str())?.ok_or(Error::NotFound)?;
+                tx.commit().map_err(db_err)?;
+                Ok(revoked)
+            })
+            .await
+    }
+
+    async fn rotate_code(
+        &self,
+        id: &InvitationId,
+        code_hash: CodeHash,
+        expires_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) -> Result<Invitation, Error> {
+        let id = id.clone();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction().map_err(db_err)?;
+                let invitation = get_in(&tx, id.as_str())?.ok_or(Error::NotFound)?;
+                invitation.check_resendable()?;
+                retire_expired(&tx, invitation.email.as_str(), now)?;
+                let updated = tx.execute(
+                    "UPDATE invitations SET code_hash = ?2, expires_at = ?3, active_email = email \
+                     WHERE id = ?1 AND status = 'pending'",
+                    params![id.as_str(), code_hash.as_bytes().as_slice(), ts(expires_at)],
+                );
+                match updated {
+                    Ok(1) => {}
+                    Ok(_) => return Err(Error::unexpected("invitation changed state during resend")),
+                    // A newer invitation for this email took over after this one expired.
+                    Err(e) if is_unique_violation(&e) => return Err(Error::AlreadyInvited),
+                    Err(e) => return Err(db_err(e)),
+                }
+                let rotated = get_in(&tx, id.as_str())?.ok_or(Error::NotFound)?;
+                tx.commit().map_err(db_err)?;
+                Ok(rotated)
+            })
+            .await
+    }
+
+    async fn reserve(&self, email: &Email, code_hash: &CodeHash, now: OffsetDateTime) -> Result<ReserveOutcome, Error> {
+        let email = email.clone();
+        let code_hash = code_hash.clone();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction().map_err(db_err)?;
+                let candidates = {
+                    let mut stmt = tx
+                        .prepare(&format!("SELECT {COLUMNS} FROM invitations WHERE email = ?1"))
+                        .map_err(db_err)?;
+                    let rows = stmt.query_map([email.as_str()], invitation_from_row).map_err(db_err)?;
+                    rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?
+                };
+                // Compare against every candidate so timing does not depend on which matched.
+                let mut matched = None;
+                for candidate in candidates {
+                    if candidate.code_hash.matches(&code_hash) && matched.is_none() {
+                        matched = Some(candidate);
+                    }
+                }
+                let invitation = matched.ok_or(Error::InvalidAccessCode)?;
+                match invitation.check_redeemable(now) {
+                    Ok(()) => {}
+                    Err(Error::InvitationInUse) if invitation.reserved_until.is_none_or(|until| until <= now) => {
+                        return Ok(ReserveOutcome::Lapsed(invitation));
+                    }
+                    Err(e) => return Err(e),
+                }
+                let until = now + RESERVATION_LEASE;
+                let changed = tx
+                    .execute(
+                        "UPDATE invitations SET status = 'reserved', reserved_until = ?2 \
+                         WHERE id = ?1 AND status = 'pending' AND expires_at > ?3",
+                        params![invitation.id.as_str(), ts(until), ts(now)],
+                    )
+                    .map_err(db_err)?;
+                if changed != 1 {
+                    return Err(Error::InvitationInUse);
+                }
+                tx.commit().map_err(db_err)?;
+                Ok(ReserveOutcome::Reserved(Reservation {
+                    invitation_id: invitation.id,
+                    email: invitation.email,
+                    invitee_quota: invitation.invitee_quota,
+                    until,
+                }))
+            })
+            .await
+    }
+
+    async fn release(&self, reservation: &Reservation) -> Result<(), Error> {
+        let id = reservation.invitation_id.clone();
+        // `until` fences the reservation: a lapsed holder cannot release a newer one.
+        let until = ts(reservation.until);
+        self.db
+            .call(move |conn| {
+                conn.execute(
+                    "UPDATE invitations SET status = 'pending', reserved_until = NULL \
+                     WHERE id = ?1 AND status = 'reserved' AND reserved_until = ?2",
+                    params![id.as_str(), until],
+                )
+                .map_err(db_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn complete(&self, reservation: &Reservation, sub: &UserSub, now: OffsetDateTime) -> Result<(), Error> {
+        let reservation = reservation.clone();
+        let sub = sub.clone();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction().map_err(db_err)?;
+                redeem_in(&tx, &reservation, &sub, now)?;
+                tx.commit().map_err(db_err)
+            })
+            .await
+    }
+
+    async fn settle_lapsed(&self, id: &InvitationId, created: Option<&UserSub>, now: OffsetDateTime) -> Result<(), Error> {
+        let id = id.clone();
+        let created = created.cloned();
+        self.db
+            .call(move |conn| {
+                let tx = conn.transaction().map_err(db_err)?;
+                let lapsed = "id = ?1 AND status = 'reserved' AND (reserved_until IS NULL OR reserved_until <= ?2)";
+                match created {
+                    Some(sub) => tx.execute(
+                        &format!(
+                            "UPDATE invitations SET status = 'redeemed', redeemed_by = ?3, redeemed_at = ?2, \
+                             reserved_until = NULL, active_email = NULL WHERE {lapsed}"
+                        ),
+                        params![id.as_str(), ts(now), sub.as_str()],
+                    ),
+                    None => tx.execute(
+                        &format!("UPDATE invitations SET status = 'pending', reserved_until = NULL WHERE {lapsed}"),
+                        params![id.as_str(), ts(now)],
+                    ),
+                }
+                .map_err(db_err)?;
+                tx.commit().map_err(db_err)
+            })
+            .await
+    }
+
+    async fn invites_remaining(&self, sub: &UserSub, initial: u32) -> Result<u32, Error> {
+        let sub = sub.clone();
+        self.db
+            .call(move |conn| {
+                let remaining: Option<u32> = conn
+                    .query_row("SELECT remaining FROM invite_quotas WHERE sub = ?1", [sub.as_str()], |row| row.get(0))
+                    .optional()
+                    .map_err(db_err)?;
+                Ok(remaining.unwrap_or(initial))
+            })
+            .await
+    }
+
+    async fn invited_by(&self, sub: &UserSub) -> Result<Option<Inviter>, Error> {
+        let sub = sub.clone();
+        self.db
+            .call(move |conn| {
+                let inviter: Option<Option<String>> = conn
+                    .query_row("SELECT inviter_sub FROM invitations WHERE redeemed_by = ?1", [sub.as_str()], |row| row.get(0))
+                    .optional()
+                    .map_err(db_err)?;
+                Ok(inviter.map(|i| i.map_or(Inviter::Operator, |s| Inviter::User(UserSub::new(s)))))
+            })
+            .await
+    }
+}
