@@ -1,1 +1,12 @@
+//! invitegate's service: HTTP API, configuration, CLI. `main.rs` only calls [`cli::run`].
 
+pub mod cli;
+pub mod clock;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod limits;
+pub mod routes;
+pub mod service;
+pub mod startup;
+pub mod telemetry;

@@ -1,1 +1,7 @@
-fn main() {}
+use clap::Parser;
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    server::telemetry::init("info");
+    server::cli::run(server::config::Cli::parse()).await
+}

@@ -1,0 +1,176 @@
+//! The use cases, independent of HTTP and of the backend: the HTTP routes and
+//! the CLI both call these.
+
+use std::sync::Arc;
+
+use domain::{
+    AccessCode, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, Mailer,
+    NewInvitation, Password, PasswordPolicy, QuotaCharge, ReserveOutcome, SignUpOutcome, SignUpPolicy,
+    SignUpRequest, UserPool, UserRecord, UserStatus, UserSub, messages,
+};
+use time::Duration;
+
+use crate::clock::Clock;
+
+#[derive(Debug, Clone)]
+pub struct ServiceSettings {
+    pub public_url: String,
+    pub policy: SignUpPolicy,
+    pub default_invite_quota: u32,
+    pub invitation_ttl: Duration,
+    pub password_policy: PasswordPolicy,
+}
+
+#[derive(Clone)]
+pub struct Invitegate {
+    pub store: Arc<dyn InvitationStore>,
+    pub pool: Arc<dyn UserPool>,
+    pub mailer: Arc<dyn Mailer>,
+    pub codes: CodeHasher,
+    pub clock: Arc<dyn Clock>,
+    pub settings: ServiceSettings,
+}
+
+/// What `/me` shows.
+pub struct Profile {
+    pub user: UserRecord,
+    pub invites_remaining: u32,
+    pub invited_by: Option<Inviter>,
+}
+
+impl Invitegate {
+    /// Sign-up with an access code, as a saga that never loses or double-spends
+    /// the invitation: reserve it, create the user (the pool confirms holders
+    /// of a reservation), mark it redeemed; give it back on a definite failure.
+    /// An indefinite failure leaves the reservation to lapse and be settled
+    /// by the next attempt (`settle_lapsed`).
+    #[tracing::instrument(skip_all)]
+    pub async fn sign_up(&self, email: Email, password: Password, code: Option<AccessCode>) -> Result<SignUpOutcome, Error> {
+        let now = self.clock.now();
+        let Some(code) = code else {
+            return match self.settings.policy {
+                SignUpPolicy::InviteOnly => Err(Error::MissingParams),
+                SignUpPolicy::Open => {
+                    self.pool.sign_up(SignUpRequest { email, password, reservation: None }, now).await
+                }
+            };
+        };
+        let code_hash = self.codes.hash_access_code(&code);
+        let reservation = match self.store.reserve(&email, &code_hash, now).await? {
+            ReserveOutcome::Reserved(reservation) => reservation,
+            ReserveOutcome::Lapsed(invitation) => {
+                self.settle_lapsed(&invitation).await?;
+                match self.store.reserve(&email, &code_hash, now).await? {
+                    ReserveOutcome::Reserved(reservation) => reservation,
+                    ReserveOutcome::Lapsed(_) => return Err(Error::InvitationInUse),
+                }
+            }
+        };
+        let request = SignUpRequest { email, password, reservation: Some(reservation.clone()) };
+        match self.pool.sign_up(request, now).await {
+            Ok(outcome) => {
+                self.store.complete(&reservation, &outcome.sub, now).await?;
+                tracing::info!(sub = %outcome.sub, invitation = %reservation.invitation_id, "invited user signed up");
+                Ok(outcome)
+            }
+            Err(e @ (Error::UserExists | Error::InvalidPassword(_) | Error::SignUpNotAllowed | Error::InvitationInUse)) => {
+                self.store.release(&reservation).await?;
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A reservation outlived its lease: did that sign-up create a user?
+    async fn settle_lapsed(&self, invitation: &Invitation) -> Result<(), Error> {
+        let now = self.clock.now();
+        let user = self.pool.find_by_email(&invitation.email).await?;
+        match user {
+            Some(user) if user.status == UserStatus::Confirmed => {
+                self.store.settle_lapsed(&invitation.id, Some(&user.sub), now).await?;
+                Err(Error::InvitationRedeemed)
+            }
+            _ => self.store.settle_lapsed(&invitation.id, None, now).await,
+        }
+    }
+
+    pub fn check_password(&self, raw: &str) -> Result<Password, Error> {
+        Ok(self.settings.password_policy.check(raw)?)
+    }
+
+    /// Creates an invitation and emails its code. If the email cannot be sent
+    /// the invitation is revoked again (and the quota refunded): nothing is lost.
+    #[tracing::instrument(skip_all, fields(inviter = ?inviter))]
+    pub async fn invite(&self, inviter: Inviter, email: Email, invitee_quota: Option<u32>) -> Result<Invitation, Error> {
+        if self.pool.find_by_email(&email).await?.is_some() {
+            return Err(Error::UserExists);
+        }
+        let now = self.clock.now();
+        let code = AccessCode::generate(&mut rand::rng());
+        let charge = match &inviter {
+            Inviter::Operator => QuotaCharge::None,
+            Inviter::User(sub) => QuotaCharge::User { sub: sub.clone(), initial: self.settings.default_invite_quota },
+        };
+        let new = NewInvitation {
+            id: InvitationId::new(uuid::Uuid::new_v4().to_string()),
+            email: email.clone(),
+            code_hash: self.codes.hash_access_code(&code),
+            inviter,
+            invitee_quota,
+            created_at: now,
+            expires_at: now + self.settings.invitation_ttl,
+        };
+        let invitation = self.store.create(new, charge, now).await?;
+        let message = messages::invitation(&self.settings.public_url, &email, &code, invitation.expires_at);
+        if let Err(e) = self.mailer.send(&message).await {
+            if let Err(revoke_error) = self.store.revoke(&invitation.id, now).await {
+                tracing::error!(error = ?revoke_error, "could not revoke an invitation whose email failed");
+            }
+            return Err(e);
+        }
+        tracing::info!(invitation = %invitation.id, "invitation sent");
+        Ok(invitation)
+    }
+
+    /// The invitation, if `actor` may manage it (operators may manage all).
+    async fn owned(&self, actor: &Inviter, id: &InvitationId) -> Result<Invitation, Error> {
+        let invitation = self.store.get(id).await?.ok_or(Error::NotFound)?;
+        match actor {
+            Inviter::Operator => Ok(invitation),
+            user if *user == invitation.inviter => Ok(invitation),
+            // Someone else's invitation is indistinguishable from none.
+            _ => Err(Error::NotFound),
+        }
+    }
+
+    pub async fn revoke(&self, actor: &Inviter, id: &InvitationId) -> Result<Invitation, Error> {
+        let invitation = self.owned(actor, id).await?;
+        self.store.revoke(&invitation.id, self.clock.now()).await
+    }
+
+    /// Rotates the code (the old one stops working), restarts the expiry and emails it.
+    pub async fn resend(&self, actor: &Inviter, id: &InvitationId) -> Result<Invitation, Error> {
+        let invitation = self.owned(actor, id).await?;
+        let now = self.clock.now();
+        let code = AccessCode::generate(&mut rand::rng());
+        let rotated = self
+            .store
+            .rotate_code(&invitation.id, self.codes.hash_access_code(&code), now + self.settings.invitation_ttl, now)
+            .await?;
+        let message = messages::invitation(&self.settings.public_url, &rotated.email, &code, rotated.expires_at);
+        self.mailer.send(&message).await?;
+        tracing::info!(invitation = %rotated.id, "invitation re-sent with a new code");
+        Ok(rotated)
+    }
+
+    pub async fn latest_for_email(&self, email: &Email) -> Result<Invitation, Error> {
+        self.store.latest_for_email(email).await?.ok_or(Error::NotFound)
+    }
+
+    pub async fn profile(&self, sub: &UserSub) -> Result<Profile, Error> {
+        let user = self.pool.find_by_sub(sub).await?.ok_or(Error::InvalidToken)?;
+        let invites_remaining = self.store.invites_remaining(sub, self.settings.default_invite_quota).await?;
+        let invited_by = self.store.invited_by(sub).await?;
+        Ok(Profile { user, invites_remaining, invited_by })
+    }
+}

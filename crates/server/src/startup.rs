@@ -1,0 +1,184 @@
+//! Building the service from configuration and running it.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::routing::{delete, get, post};
+use backend_embedded::{EmbeddedConfig, HashingCost};
+use tokio::net::TcpListener;
+use tower_http::cors::CorsLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+
+use crate::clock::Clock;
+use crate::limits::{AttemptLimits, FailureGuard};
+use crate::routes::{auth, invitations, meta};
+use crate::service::{Invitegate, ServiceSettings};
+
+/// Everything needed to build the service; `config.rs` fills it from the CLI, tests directly.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    pub data_dir: std::path::PathBuf,
+    pub listen: SocketAddr,
+    pub public_url: Option<String>,
+    pub service: ServiceSettingsInput,
+    pub smtp_url: Option<String>,
+    pub mail_from: String,
+    pub hashing_cost: HashingCost,
+    pub attempt_limits: AttemptLimits,
+    pub cors_origins: Vec<String>,
+    pub request_timeout: Duration,
+    pub max_body_bytes: usize,
+}
+
+/// The service settings that do not depend on where we end up listening.
+#[derive(Debug, Clone)]
+pub struct ServiceSettingsInput {
+    pub policy: domain::SignUpPolicy,
+    pub default_invite_quota: u32,
+    pub invitation_ttl: time::Duration,
+    pub password_policy: domain::PasswordPolicy,
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub service: Invitegate,
+    pub guard: Arc<FailureGuard>,
+}
+
+/// Opens the backend and assembles the use cases (shared by `serve` and the CLI).
+pub fn build_service(config: &AppConfig, public_url: String, clock: Arc<dyn Clock>) -> anyhow::Result<Invitegate> {
+    let backend = backend_embedded::open(&EmbeddedConfig {
+        data_dir: config.data_dir.clone(),
+        issuer: public_url.clone(),
+        policy: config.service.policy,
+        hashing_cost: config.hashing_cost,
+        max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+        smtp_url: config.smtp_url.clone(),
+        mail_from: config.mail_from.clone(),
+    })?;
+    let input = &config.service;
+    Ok(Invitegate {
+        store: backend.store,
+        pool: backend.pool,
+        mailer: backend.mailer,
+        codes: backend.code_hasher,
+        clock,
+        settings: ServiceSettings {
+            public_url,
+            policy: input.policy,
+            default_invite_quota: input.default_invite_quota,
+            invitation_ttl: input.invitation_ttl,
+            password_policy: input.password_policy.clone(),
+        },
+    })
+}
+
+pub fn default_public_url(listen: SocketAddr) -> String {
+    format!("http://{listen}")
+}
+
+pub fn router(state: AppState, config: &AppConfig) -> anyhow::Result<Router> {
+    let api = Router::new()
+        .route("/healthz", get(meta::healthz))
+        .route("/.well-known/jwks.json", get(meta::jwks))
+        .route("/sign_up", post(auth::sign_up))
+        .route("/confirm_sign_up", post(auth::confirm_sign_up))
+        .route("/resend_confirmation", post(auth::resend_confirmation))
+        .route("/sign_in", post(auth::sign_in))
+        .route("/refresh", post(auth::refresh))
+        .route("/sign_out", post(auth::sign_out))
+        .route("/me", get(invitations::me))
+        .route("/invitations", post(invitations::create).get(invitations::list))
+        .route("/invitations/{id}", delete(invitations::revoke))
+        .route("/invitations/{id}/resend", post(invitations::resend))
+        .fallback(meta::not_found)
+        .with_state(state);
+    let origins = config
+        .cors_origins
+        .iter()
+        .filter(|o| !o.trim().is_empty())
+        .map(|o| HeaderValue::from_str(o.trim()).with_context(|| format!("CORS origin {o:?}")))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let cors = CorsLayer::new()
+        .allow_origin(origins)
+        .allow_methods([Method::GET, Method::POST, Method::DELETE])
+        .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
+    // Spans carry the path only: query strings (such as a pasted sign-up link) may hold codes.
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
+    });
+    Ok(api
+        .layer(DefaultBodyLimit::max(config.max_body_bytes))
+        .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(cors)
+        .layer(trace))
+}
+
+pub struct Application {
+    listener: TcpListener,
+    router: Router,
+    service: Invitegate,
+    address: SocketAddr,
+}
+
+impl Application {
+    /// Binds the listener (port 0 picks a free one) and builds the service.
+    pub async fn build(config: AppConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
+        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+        let address = listener.local_addr()?;
+        let public_url = config.public_url.clone().unwrap_or_else(|| default_public_url(address));
+        let service = build_service(&config, public_url, clock)?;
+        let state = AppState { service: service.clone(), guard: Arc::new(FailureGuard::new(config.attempt_limits)) };
+        let router = router(state, &config)?;
+        Ok(Self { listener, router, service, address })
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        self.address
+    }
+
+    pub fn service(&self) -> &Invitegate {
+        &self.service
+    }
+
+    /// Serves until `shutdown` completes, then lets in-flight requests finish.
+    pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
+            .with_graceful_shutdown(shutdown)
+            .await
+            .context("serving HTTP")
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down");
+}
