@@ -39,8 +39,10 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Err(JsonRejection::MissingJsonContentType(_)) => {
                 Err(JsonError::Invalid("Expected a JSON body with Content-Type: application/json".into()))
             }
-            // serde's message names the field and type, never the submitted value.
-            Err(JsonRejection::JsonDataError(e)) => Err(JsonError::Invalid(format!("Invalid request body: {}", e.body_text()))),
+            // serde's message would quote the submitted value, which may be a password.
+            Err(JsonRejection::JsonDataError(_)) => {
+                Err(JsonError::Invalid("Invalid request body: expected a JSON object whose fields are strings".into()))
+            }
             Err(_) => Err(JsonError::Invalid("Malformed JSON body".into())),
         }
     }

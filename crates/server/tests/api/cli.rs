@@ -1,0 +1,65 @@
+//! The operator's commands, run in-process against a data dir.
+
+use clap::Parser;
+use reqwest::StatusCode;
+use server::config::{Cli, Command};
+
+use crate::helpers::*;
+
+async fn run(app: &TestApp, args: &[&str]) -> String {
+    let mut argv = vec!["invitegate", "--data-dir", app.data_dir.path().to_str().unwrap(), "--public-url", &app.base];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).unwrap();
+    let mut out = Vec::new();
+    match &cli.command {
+        Command::Invite(command) => server::cli::run_invite(&cli.common, command, &mut out).await.unwrap(),
+        Command::Users(_) => server::cli::run_users(&cli.common, &mut out).await.unwrap(),
+        Command::Outbox { count } => server::cli::run_outbox(&cli.common, *count, &mut out).unwrap(),
+        Command::Serve(_) => unreachable!(),
+    }
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn operator_invites_lists_resends_and_revokes_from_the_cli() {
+    let app = spawn_app().await;
+    let created = run(&app, &["invite", "create", "Amy@Example.com", "--quota", "2"]).await;
+    assert!(created.contains("Invited amy@example.com"), "{created}");
+    let code = app.access_code("amy@example.com");
+    assert!(!created.contains(&code), "the CLI never prints the code");
+    let outbox = run(&app, &["outbox", "--count", "1"]).await;
+    assert!(outbox.contains(&code), "{outbox}");
+
+    let resent = run(&app, &["invite", "resend", "amy@example.com"]).await;
+    assert!(resent.contains("old one no longer works"), "{resent}");
+    let new_code = app.access_code("amy@example.com");
+    assert_ne!(code, new_code);
+
+    run(&app, &["invite", "create", "bea@example.com"]).await;
+    run(&app, &["invite", "revoke", "bea@example.com"]).await;
+    let pending = run(&app, &["invite", "list", "--status", "pending"]).await;
+    assert!(pending.contains("amy@example.com") && !pending.contains("bea@example.com"), "{pending}");
+    let revoked = run(&app, &["invite", "list", "--status", "revoked"]).await;
+    assert!(revoked.contains("bea@example.com"), "{revoked}");
+
+    // The running service sees what the CLI wrote (one database).
+    let body = expect_json(app.sign_up("amy@example.com", PASSWORD, &new_code).await, StatusCode::OK).await;
+    let users = run(&app, &["users", "list"]).await;
+    assert!(users.contains(body["userSub"].as_str().unwrap()) && users.contains("CONFIRMED"), "{users}");
+    let tokens = app.sign_in("amy@example.com", PASSWORD).await;
+    let me = expect_json(app.get_auth("/me", tokens["accessToken"].as_str().unwrap()).await, StatusCode::OK).await;
+    assert_eq!(me["invitesRemaining"], 2);
+}
+
+#[test]
+fn production_defaults_use_owasp_hashing_and_documented_settings() {
+    let cli = Cli::try_parse_from(["invitegate", "serve"]).unwrap();
+    let Command::Serve(serve) = &cli.command else { panic!() };
+    let config = server::cli::app_config(&cli.common, Some(serve));
+    assert_eq!(config.hashing_cost, backend_embedded::HashingCost::OWASP);
+    assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(config.service.default_invite_quota, 5);
+    assert_eq!(config.service.invitation_ttl, time::Duration::days(7));
+    assert_eq!(config.service.policy, domain::SignUpPolicy::InviteOnly);
+    assert!(config.cors_origins.is_empty());
+}

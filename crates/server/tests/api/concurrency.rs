@@ -1,0 +1,47 @@
+//! Single use under contention.
+
+use futures::future::join_all;
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_concurrent_sign_ups_with_one_code_create_exactly_one_user() {
+    let app = spawn_app_with(|c| c.attempt_limits.per_client = 1_000).await;
+    app.operator_invite("zoe@example.com").await;
+    let code = app.access_code("zoe@example.com");
+
+    let attempts = (0..50).map(|i| {
+        let (app, code) = (&app, code.clone());
+        async move { app.sign_up("zoe@example.com", &format!("{PASSWORD}{i}"), &code).await.status() }
+    });
+    let statuses = join_all(attempts).await;
+    let successes = statuses.iter().filter(|s| **s == StatusCode::OK).count();
+    assert_eq!(successes, 1, "{statuses:?}");
+    // The others were told the invitation is taken, never that something broke.
+    assert!(
+        statuses.iter().all(|s| [StatusCode::OK, StatusCode::CONFLICT, StatusCode::FORBIDDEN].contains(s)),
+        "{statuses:?}"
+    );
+    let users = app.service.pool.list_users().await.unwrap();
+    assert_eq!(users.len(), 1);
+    let invitation = app.service.latest_for_email(&domain::Email::parse("zoe@example.com").unwrap()).await.unwrap();
+    assert_eq!(invitation.status, domain::StoredStatus::Redeemed);
+    assert_eq!(invitation.redeemed_by.as_ref(), Some(&users[0].sub));
+}
+
+#[tokio::test]
+async fn a_lapsed_reservation_is_settled_before_the_code_is_used_again() {
+    let app = spawn_app().await;
+    app.operator_invite("abe@example.com").await;
+    let code = app.access_code("abe@example.com");
+    let email = domain::Email::parse("abe@example.com").unwrap();
+    let hash = app.service.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
+    // A sign-up reserved the invitation and then died without creating a user.
+    let outcome = app.service.store.reserve(&email, &hash, server::clock::Clock::now(&app.clock)).await.unwrap();
+    assert!(matches!(outcome, domain::ReserveOutcome::Reserved(_)));
+    expect_error(app.sign_up("abe@example.com", PASSWORD, &code).await, StatusCode::CONFLICT, "invitation_in_use").await;
+    // After the lease, the next attempt finds no user, puts it back and goes ahead.
+    app.clock.advance(domain::invitation::RESERVATION_LEASE + time::Duration::seconds(1));
+    expect_json(app.sign_up("abe@example.com", PASSWORD, &code).await, StatusCode::OK).await;
+}

@@ -1,0 +1,157 @@
+//! Every error code of `/sign_up` and friends, with its status.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn missing_or_empty_fields_are_missing_params() {
+    let app = spawn_app().await;
+    let full = json!({ "email": "a@example.com", "password": PASSWORD, "accessCode": "ABCD-EFGH-JKMN-PQRS" });
+    for field in ["email", "password", "accessCode"] {
+        let mut body = full.clone();
+        body.as_object_mut().unwrap().remove(field);
+        let err = expect_error(app.post("/sign_up", body).await, StatusCode::BAD_REQUEST, "missing_params").await;
+        assert_eq!(err["error"], "Missing params");
+        let mut body = full.clone();
+        body[field] = json!("  ");
+        expect_error(app.post("/sign_up", body).await, StatusCode::BAD_REQUEST, "missing_params").await;
+        let mut body = full.clone();
+        body[field] = json!(null);
+        expect_error(app.post("/sign_up", body).await, StatusCode::BAD_REQUEST, "missing_params").await;
+    }
+}
+
+#[tokio::test]
+async fn malformed_bodies_are_invalid_request() {
+    let app = spawn_app().await;
+    let url = format!("{}/sign_up", app.base);
+    let not_json = app.client.post(&url).header("content-type", "application/json").body("{nope").send().await.unwrap();
+    expect_error(not_json, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let wrong_type = app.client.post(&url).header("content-type", "text/plain").body("{}").send().await.unwrap();
+    expect_error(wrong_type, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let wrong_shape = app.post("/sign_up", json!({ "email": 5, "password": PASSWORD, "accessCode": "x" })).await;
+    expect_error(wrong_shape, StatusCode::BAD_REQUEST, "invalid_request").await;
+    let too_big = app.post("/sign_up", json!({ "email": "a".repeat(20_000) })).await;
+    expect_error(too_big, StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large").await;
+}
+
+#[tokio::test]
+async fn bad_email_and_weak_password_are_named() {
+    let app = spawn_app().await;
+    let code = "ABCD-EFGH-JKMN-PQRS";
+    expect_error(app.sign_up("not-an-email", PASSWORD, code).await, StatusCode::BAD_REQUEST, "invalid_email").await;
+    let err = expect_error(app.sign_up("a@example.com", "short", code).await, StatusCode::BAD_REQUEST, "invalid_password").await;
+    let message = err["error"].as_str().unwrap();
+    for rule in ["at least 8 characters", "upper-case", "digit", "symbol"] {
+        assert!(message.contains(rule), "{message} should mention {rule}");
+    }
+    assert!(!message.contains("lower-case"), "{message}");
+}
+
+#[tokio::test]
+async fn wrong_email_or_wrong_code_get_one_answer_and_consume_nothing() {
+    let app = spawn_app().await;
+    app.operator_invite("carol@example.com").await;
+    let code = app.access_code("carol@example.com");
+
+    let wrong_code = expect_error(
+        app.sign_up("carol@example.com", PASSWORD, "ZZZZ-ZZZZ-ZZZZ-ZZZZ").await,
+        StatusCode::FORBIDDEN,
+        "invalid_access_code",
+    )
+    .await;
+    let wrong_email = expect_error(app.sign_up("dave@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invalid_access_code").await;
+    let garbage = expect_error(app.sign_up("carol@example.com", PASSWORD, "not a code").await, StatusCode::FORBIDDEN, "invalid_access_code").await;
+    assert_eq!(wrong_code, wrong_email);
+    assert_eq!(wrong_code, garbage);
+
+    // None of that touched the invitation.
+    expect_json(app.sign_up("carol@example.com", PASSWORD, &code).await, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn redeemed_expired_and_revoked_invitations_say_so_to_the_code_holder() {
+    let app = spawn_app().await;
+
+    app.operator_invite("once@example.com").await;
+    let code = app.access_code("once@example.com");
+    expect_json(app.sign_up("once@example.com", PASSWORD, &code).await, StatusCode::OK).await;
+    expect_error(app.sign_up("once@example.com", "0ther-Password", &code).await, StatusCode::FORBIDDEN, "invitation_redeemed").await;
+
+    app.operator_invite("late@example.com").await;
+    let code = app.access_code("late@example.com");
+    app.clock.advance(time::Duration::days(7));
+    expect_error(app.sign_up("late@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invitation_expired").await;
+
+    let invitation = app.operator_invite("gone@example.com").await;
+    let code = app.access_code("gone@example.com");
+    app.service.revoke(&domain::Inviter::Operator, &invitation.id).await.unwrap();
+    expect_error(app.sign_up("gone@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invitation_revoked").await;
+}
+
+#[tokio::test]
+async fn existing_account_is_user_exists_and_the_invitation_survives() {
+    let app = spawn_app_with(|c| c.service.policy = domain::SignUpPolicy::Open).await;
+    app.operator_invite("erin@example.com").await;
+    let code = app.access_code("erin@example.com");
+    // Erin signs up without the code first (open mode), then tries the code.
+    let open = app.post("/sign_up", json!({ "email": "erin@example.com", "password": PASSWORD })).await;
+    assert_eq!(expect_json(open, StatusCode::OK).await["userConfirmed"], false);
+    expect_error(app.sign_up("erin@example.com", PASSWORD, &code).await, StatusCode::CONFLICT, "user_exists").await;
+    let again = app.post("/sign_up", json!({ "email": "erin@example.com", "password": PASSWORD })).await;
+    expect_error(again, StatusCode::CONFLICT, "user_exists").await;
+    // The failed sign-up gave the invitation back.
+    let invitation = app.service.latest_for_email(&domain::Email::parse("erin@example.com").unwrap()).await.unwrap();
+    assert_eq!(invitation.status, domain::StoredStatus::Pending);
+}
+
+#[tokio::test]
+async fn repeated_failures_are_too_many_attempts_with_retry_after() {
+    let app = spawn_app_with(|c| {
+        c.attempt_limits.per_email = 3;
+        c.attempt_limits.per_client = 6;
+    })
+    .await;
+    app.operator_invite("frank@example.com").await;
+    let code = app.access_code("frank@example.com");
+    for _ in 0..3 {
+        expect_error(app.sign_up("frank@example.com", PASSWORD, "ZZZZ-ZZZZ-ZZZZ-ZZZZ").await, StatusCode::FORBIDDEN, "invalid_access_code").await;
+    }
+    // Now even the right code waits: the guesser cannot tell.
+    let response = app.sign_up("frank@example.com", PASSWORD, &code).await;
+    let retry_after: u64 = response.headers()["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=900).contains(&retry_after), "{retry_after}");
+    expect_error(response, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
+
+    // Per client address: spread over many emails, the same address is stopped too.
+    for i in 0..3 {
+        expect_error(app.sign_up(&format!("x{i}@example.com"), PASSWORD, "ZZZZ-ZZZZ-ZZZZ-ZZZZ").await, StatusCode::FORBIDDEN, "invalid_access_code").await;
+    }
+    expect_error(app.sign_up("y@example.com", PASSWORD, "ZZZZ-ZZZZ-ZZZZ-ZZZZ").await, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
+
+    // The window passes and the right code works; the invitation was never spent.
+    app.clock.advance(time::Duration::minutes(16));
+    expect_json(app.sign_up("frank@example.com", PASSWORD, &code).await, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn unexpected_failures_are_internal_without_detail_and_lose_nothing() {
+    let app = spawn_app().await;
+    let (_, token) = app.signed_in_user("grace@example.com").await;
+    // Break the outbox: the invitation email cannot be written.
+    let outbox = app.data_dir.path().join("outbox");
+    std::fs::remove_dir_all(&outbox).unwrap();
+    std::fs::write(&outbox, "not a directory").unwrap();
+    let response = app.post_auth("/invitations", &token, json!({ "email": "heidi@example.com" })).await;
+    let body = expect_error(response, StatusCode::INTERNAL_SERVER_ERROR, "internal").await;
+    assert_eq!(body, json!({ "error": "Internal error", "code": "internal" }));
+    // The quota was given back and the email can be invited again once mail works.
+    let me = expect_json(app.get_auth("/me", &token).await, StatusCode::OK).await;
+    assert_eq!(me["invitesRemaining"], 5);
+    std::fs::remove_file(&outbox).unwrap();
+    std::fs::create_dir(&outbox).unwrap();
+    let retry = app.post_auth("/invitations", &token, json!({ "email": "heidi@example.com" })).await;
+    expect_json(retry, StatusCode::CREATED).await;
+}

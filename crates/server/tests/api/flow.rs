@@ -1,0 +1,74 @@
+//! The whole invite-only flow, as a user meets it.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn operator_invites_user_who_signs_up_signs_in_and_invites_a_friend() {
+    let app = spawn_app().await;
+
+    // The operator invites Alice; the code arrives only by email, with a sign-up link.
+    let invitation = app.operator_invite("Alice@Example.com").await;
+    assert_eq!(invitation.email.as_str(), "alice@example.com");
+    let mail = app.latest_mail("alice@example.com");
+    let code = app.access_code("alice@example.com");
+    assert_eq!(code.len(), 19, "four groups of four: {code}");
+    assert!(mail.contains(&format!("{}/signup?email=alice%40example.com&code={code}", app.base)), "{mail}");
+
+    // Alice signs up with the code typed loosely (lower case, no dashes) and is confirmed at once.
+    let typed = code.replace('-', "").to_lowercase();
+    let body = expect_json(app.sign_up("alice@example.com", PASSWORD, &typed).await, StatusCode::OK).await;
+    assert_eq!(body["userConfirmed"], true);
+    let alice_sub = body["userSub"].as_str().unwrap().to_owned();
+    assert!(uuid::Uuid::parse_str(&alice_sub).is_ok());
+    let alice = app.service.pool.find_by_email(&domain::Email::parse("alice@example.com").unwrap()).await.unwrap().unwrap();
+    assert_eq!(alice.status, domain::UserStatus::Confirmed);
+    assert!(alice.email_verified);
+
+    // She signs in and sees her profile.
+    let tokens = app.sign_in("ALICE@example.com", PASSWORD).await;
+    assert_eq!(tokens["tokenType"], "Bearer");
+    assert_eq!(tokens["expiresIn"], 3600);
+    let access = tokens["accessToken"].as_str().unwrap();
+    let me = expect_json(app.get_auth("/me", access).await, StatusCode::OK).await;
+    assert_eq!(me, json!({ "sub": alice_sub, "email": "alice@example.com", "invitesRemaining": 5, "invitedBy": "operator" }));
+
+    // She invites Bob over the API; the response never carries the code.
+    let created = app.post_auth("/invitations", access, json!({ "email": "bob@example.com" })).await;
+    let created = expect_json(created, StatusCode::CREATED).await;
+    assert_eq!(created["email"], "bob@example.com");
+    assert_eq!(created["status"], "pending");
+    assert!(created["expiresAt"].as_str().is_some());
+    let bob_code = app.access_code("bob@example.com");
+    assert!(!created.to_string().contains(&bob_code));
+
+    // Bob signs up the same way, and the record says who invited whom.
+    let bob = expect_json(app.sign_up("bob@example.com", PASSWORD, &bob_code).await, StatusCode::OK).await;
+    assert_eq!(bob["userConfirmed"], true);
+    let bob_tokens = app.sign_in("bob@example.com", PASSWORD).await;
+    let bob_me = expect_json(app.get_auth("/me", bob_tokens["accessToken"].as_str().unwrap()).await, StatusCode::OK).await;
+    assert_eq!(bob_me["invitedBy"], alice_sub.as_str());
+
+    let listed = expect_json(app.get_auth("/invitations", access).await, StatusCode::OK).await;
+    let listed = listed["invitations"].as_array().unwrap().clone();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["status"], "redeemed");
+    assert_eq!(listed[0]["redeemedBy"], bob["userSub"]);
+    let me = expect_json(app.get_auth("/me", access).await, StatusCode::OK).await;
+    assert_eq!(me["invitesRemaining"], 4);
+}
+
+#[tokio::test]
+async fn health_keys_and_unknown_routes() {
+    let app = spawn_app().await;
+    let health = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    assert_eq!(expect_json(health, StatusCode::OK).await["status"], "ok");
+    let jwks = app.client.get(format!("{}/.well-known/jwks.json", app.base)).send().await.unwrap();
+    let jwks = expect_json(jwks, StatusCode::OK).await;
+    assert_eq!(jwks["keys"][0]["kty"], "RSA");
+    assert_eq!(jwks["keys"][0]["alg"], "RS256");
+    let missing = app.client.get(format!("{}/nope", app.base)).send().await.unwrap();
+    expect_error(missing, StatusCode::NOT_FOUND, "not_found").await;
+}

@@ -1,0 +1,224 @@
+use std::io::Write;
+use std::path::Path;
+use std::sync::{Mutex, OnceLock};
+use std::sync::Arc;
+use std::time::Duration;
+
+use backend_embedded::HashingCost;
+use domain::{Email, Invitation, Inviter, PasswordPolicy, SignUpPolicy};
+use reqwest::{Response, StatusCode};
+use serde_json::{Value, json};
+use server::clock::ManualClock;
+use server::limits::AttemptLimits;
+use server::service::Invitegate;
+use server::startup::{AppConfig, Application, ServiceSettingsInput};
+use tempfile::TempDir;
+use time::OffsetDateTime;
+
+pub const PASSWORD: &str = "Sup3r-secret!";
+
+pub struct TestApp {
+    pub base: String,
+    pub client: reqwest::Client,
+    pub clock: ManualClock,
+    pub service: Invitegate,
+    pub data_dir: TempDir,
+    _shutdown: tokio::sync::oneshot::Sender<()>,
+}
+
+pub fn test_config(data_dir: &Path) -> AppConfig {
+    AppConfig {
+        data_dir: data_dir.to_path_buf(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        public_url: None,
+        service: ServiceSettingsInput {
+            policy: SignUpPolicy::InviteOnly,
+            default_invite_quota: 5,
+            invitation_ttl: time::Duration::days(7),
+            password_policy: PasswordPolicy::default(),
+        },
+        smtp_url: None,
+        mail_from: "invitegate <no-reply@invitegate.test>".into(),
+        hashing_cost: HashingCost::INSECURE_FAST,
+        attempt_limits: AttemptLimits::default(),
+        cors_origins: vec![],
+        request_timeout: Duration::from_secs(30),
+        max_body_bytes: 16 * 1024,
+    }
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_app_with(|_| {}).await
+}
+
+pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
+    init_logging();
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut config = test_config(data_dir.path());
+    configure(&mut config);
+    let clock = ManualClock::new(OffsetDateTime::now_utc());
+    let app = Application::build(config, Arc::new(clock.clone())).await.unwrap();
+    let base = format!("http://{}", app.address());
+    let service = app.service().clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(app.run_until(async {
+        let _ = rx.await;
+    }));
+    TestApp { base, client: reqwest::Client::new(), clock, service, data_dir, _shutdown: tx }
+}
+
+impl TestApp {
+    pub async fn post(&self, path: &str, body: Value) -> Response {
+        self.client.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()
+    }
+
+    pub async fn post_auth(&self, path: &str, token: &str, body: Value) -> Response {
+        self.client.post(format!("{}{path}", self.base)).bearer_auth(token).json(&body).send().await.unwrap()
+    }
+
+    pub async fn get_auth(&self, path: &str, token: &str) -> Response {
+        self.client.get(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap()
+    }
+
+    pub async fn delete_auth(&self, path: &str, token: &str) -> Response {
+        self.client.delete(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap()
+    }
+
+    pub async fn operator_invite(&self, email: &str) -> Invitation {
+        self.operator_invite_with_quota(email, None).await
+    }
+
+    pub async fn operator_invite_with_quota(&self, email: &str, quota: Option<u32>) -> Invitation {
+        self.service.invite(Inviter::Operator, Email::parse(email).unwrap(), quota).await.unwrap()
+    }
+
+    /// The newest email sent to `to`, as the outbox holds it (decoded).
+    pub fn latest_mail(&self, to: &str) -> String {
+        let mut found = backend_embedded::outbox_messages(self.data_dir.path()).unwrap().into_iter().filter_map(|path| {
+            let raw = std::fs::read_to_string(&path).unwrap();
+            let decoded = decode_quoted_printable(&raw);
+            decoded.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))).then_some(decoded)
+        });
+        found.next().unwrap_or_else(|| panic!("no email to {to} in the outbox"))
+    }
+
+    pub fn mail_count(&self, to: &str) -> usize {
+        backend_embedded::outbox_messages(self.data_dir.path())
+            .unwrap()
+            .into_iter()
+            .filter(|p| std::fs::read_to_string(p).unwrap().lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))))
+            .count()
+    }
+
+    /// The access code in the newest invitation to `to`.
+    pub fn access_code(&self, to: &str) -> String {
+        let mail = self.latest_mail(to);
+        let line = mail.lines().find_map(|l| l.strip_prefix("Your access code: ")).expect("access code line");
+        line.trim().to_owned()
+    }
+
+    pub fn confirmation_code(&self, to: &str) -> String {
+        let mail = self.latest_mail(to);
+        let line = mail.lines().find_map(|l| l.strip_prefix("Your confirmation code is ")).expect("confirmation code line");
+        line.trim().to_owned()
+    }
+
+    pub async fn sign_up(&self, email: &str, password: &str, code: &str) -> Response {
+        self.post("/sign_up", json!({ "email": email, "password": password, "accessCode": code })).await
+    }
+
+    /// Operator invites `email`, who signs up with the emailed code. Returns the sub.
+    pub async fn invited_user(&self, email: &str) -> String {
+        self.operator_invite(email).await;
+        let response = self.sign_up(email, PASSWORD, &self.access_code(email)).await;
+        let body = expect_json(response, StatusCode::OK).await;
+        body["userSub"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn sign_in(&self, email: &str, password: &str) -> Value {
+        let response = self.post("/sign_in", json!({ "email": email, "password": password })).await;
+        expect_json(response, StatusCode::OK).await
+    }
+
+    /// An invited, signed-in user's access token.
+    pub async fn signed_in_user(&self, email: &str) -> (String, String) {
+        let sub = self.invited_user(email).await;
+        let tokens = self.sign_in(email, PASSWORD).await;
+        (sub, tokens["accessToken"].as_str().unwrap().to_owned())
+    }
+}
+
+pub async fn expect_json(response: Response, status: StatusCode) -> Value {
+    let actual = response.status();
+    let text = response.text().await.unwrap();
+    assert_eq!(actual, status, "unexpected status; body: {text}");
+    serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
+}
+
+/// Asserts an API error: status, machine code, and the `{error, code}` shape.
+pub async fn expect_error(response: Response, status: StatusCode, code: &str) -> Value {
+    let body = expect_json(response, status).await;
+    assert_eq!(body["code"], code, "body: {body}");
+    assert!(body["error"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
+    body
+}
+
+pub fn decode_quoted_printable(raw: &str) -> String {
+    if !raw.contains("Content-Transfer-Encoding: quoted-printable") {
+        return raw.replace("\r\n", "\n");
+    }
+    let joined = raw.replace("=\r\n", "").replace("\r\n", "\n");
+    let mut out = Vec::new();
+    let bytes = joined.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'=' && i + 2 < bytes.len() {
+            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
+                out.push(b);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8(out).unwrap()
+}
+
+/// Everything every test app logs, kept so tests can check what reached the log.
+#[derive(Clone, Default)]
+pub struct CapturedLog(Arc<Mutex<Vec<u8>>>);
+
+impl Write for CapturedLog {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        if std::env::var_os("TEST_LOG").is_some() {
+            std::io::stderr().write_all(buf)?;
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+static LOG: OnceLock<CapturedLog> = OnceLock::new();
+
+/// One global subscriber at TRACE for the whole test binary, quiet unless `TEST_LOG` is set.
+fn init_logging() -> &'static CapturedLog {
+    LOG.get_or_init(|| {
+        let log = CapturedLog::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_global_default(subscriber).expect("no other subscriber in tests");
+        log
+    })
+}
+
+pub fn captured_log() -> String {
+    String::from_utf8_lossy(&init_logging().0.lock().unwrap()).into_owned()
+}
