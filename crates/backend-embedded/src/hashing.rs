@@ -72,7 +72,10 @@ impl PasswordHashing {
         Ok(ok && known)
     }
 
-    async fn run<T: Send + 'static>(&self, work: impl FnOnce() -> Result<T, Error> + Send + 'static) -> Result<T, Error> {
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> Result<T, Error> + Send + 'static,
+    ) -> Result<T, Error> {
         let _permit = self.permits.acquire().await.map_err(|_| Error::unexpected("hashing semaphore closed"))?;
         tokio::task::spawn_blocking(work)
             .await

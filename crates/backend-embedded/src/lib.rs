@@ -58,10 +58,5 @@ pub fn open(config: &EmbeddedConfig) -> anyhow::Result<EmbeddedBackend> {
     };
     let hashing = PasswordHashing::new(config.hashing_cost, config.max_concurrent_hashes)?;
     let pool = LocalUserPool::new(db.clone(), hashing, tokens, code_hasher.clone(), Arc::clone(&mailer), config.policy);
-    Ok(EmbeddedBackend {
-        store: Arc::new(SqliteInvitationStore::new(db)),
-        pool: Arc::new(pool),
-        mailer,
-        code_hasher,
-    })
+    Ok(EmbeddedBackend { store: Arc::new(SqliteInvitationStore::new(db)), pool: Arc::new(pool), mailer, code_hasher })
 }

@@ -8,8 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::access_code::generate_confirmation_code;
 use domain::presignup::{PreSignUpDecision, PreSignUpFacts, Trigger, decide};
 use domain::{
-    AccessClaims, CodeHash, CodeHasher, Email, Error, Mailer, SecretString, SignUpOutcome, SignUpPolicy,
-    SignUpRequest, Tokens, UserPool, UserRecord, UserStatus, UserSub, messages,
+    AccessClaims, CodeHash, CodeHasher, Email, Error, Mailer, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest,
+    Tokens, UserPool, UserRecord, UserStatus, UserSub, messages,
 };
 use rand::RngCore;
 use rusqlite::{OptionalExtension, Row, params};
@@ -83,7 +83,8 @@ const USER_COLUMNS: &str = "sub, email, status, email_verified, created_at";
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     let email: String = row.get(1)?;
     let status: String = row.get(2)?;
-    let bad = |what: &'static str| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into());
+    let bad =
+        |what: &'static str| rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, what.into());
     Ok(UserRecord {
         sub: UserSub::new(row.get(0)?),
         email: Email::parse(&email).map_err(|_| bad("stored email invalid"))?,
@@ -194,7 +195,8 @@ impl UserPool for LocalUserPool {
                 let Some((sub, Some(stored), Some(expires_at), attempts)) = row else {
                     return Err(Error::InvalidConfirmationCode);
                 };
-                let stored = CodeHash::from_bytes(&stored).ok_or_else(|| Error::unexpected("stored code hash invalid"))?;
+                let stored =
+                    CodeHash::from_bytes(&stored).ok_or_else(|| Error::unexpected("stored code hash invalid"))?;
                 if attempts >= CONFIRMATION_ATTEMPTS || expires_at <= ts(now) {
                     return Err(Error::InvalidConfirmationCode);
                 }
@@ -266,7 +268,12 @@ impl UserPool for LocalUserPool {
         }
         let (id_token, access_token) = self.tokens.issue(&user.sub, &user.email, user.email_verified, now)?;
         let refresh_token = self.issue_refresh_token(&user.sub, now).await?;
-        Ok(Tokens { id_token, access_token, refresh_token: Some(refresh_token), expires_in_secs: TOKEN_TTL.whole_seconds().unsigned_abs() })
+        Ok(Tokens {
+            id_token,
+            access_token,
+            refresh_token: Some(refresh_token),
+            expires_in_secs: TOKEN_TTL.whole_seconds().unsigned_abs(),
+        })
     }
 
     async fn refresh(&self, refresh_token: &SecretString, now: OffsetDateTime) -> Result<Tokens, Error> {
@@ -287,7 +294,12 @@ impl UserPool for LocalUserPool {
             .await?
             .ok_or(Error::NotAuthorized)?;
         let (id_token, access_token) = self.tokens.issue(&user.sub, &user.email, user.email_verified, now)?;
-        Ok(Tokens { id_token, access_token, refresh_token: None, expires_in_secs: TOKEN_TTL.whole_seconds().unsigned_abs() })
+        Ok(Tokens {
+            id_token,
+            access_token,
+            refresh_token: None,
+            expires_in_secs: TOKEN_TTL.whole_seconds().unsigned_abs(),
+        })
     }
 
     async fn sign_out(&self, refresh_token: &SecretString, now: OffsetDateTime) -> Result<(), Error> {
@@ -312,9 +324,13 @@ impl UserPool for LocalUserPool {
         let email = email.clone();
         self.db
             .call(move |conn| {
-                conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"), [email.as_str()], user_from_row)
-                    .optional()
-                    .map_err(db_err)
+                conn.query_row(
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
+                    [email.as_str()],
+                    user_from_row,
+                )
+                .optional()
+                .map_err(db_err)
             })
             .await
     }
@@ -323,9 +339,13 @@ impl UserPool for LocalUserPool {
         let sub = sub.clone();
         self.db
             .call(move |conn| {
-                conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE sub = ?1"), [sub.as_str()], user_from_row)
-                    .optional()
-                    .map_err(db_err)
+                conn.query_row(
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE sub = ?1"),
+                    [sub.as_str()],
+                    user_from_row,
+                )
+                .optional()
+                .map_err(db_err)
             })
             .await
     }

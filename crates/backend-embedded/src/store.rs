@@ -5,8 +5,8 @@
 use async_trait::async_trait;
 use domain::invitation::RESERVATION_LEASE;
 use domain::{
-    CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation,
-    QuotaCharge, Reservation, ReserveOutcome, StoredStatus, UserSub,
+    CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, QuotaCharge,
+    Reservation, ReserveOutcome, StoredStatus, UserSub,
 };
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use time::OffsetDateTime;
@@ -79,7 +79,12 @@ fn retire_expired(tx: &Transaction<'_>, email: &str, now: OffsetDateTime) -> Res
 
 /// Reserved → redeemed, and the invitee's quota if the invitation set one.
 /// Shared with the user pool, which calls it in the transaction that creates the user.
-pub(crate) fn redeem_in(tx: &Transaction<'_>, reservation: &Reservation, sub: &UserSub, now: OffsetDateTime) -> Result<(), Error> {
+pub(crate) fn redeem_in(
+    tx: &Transaction<'_>,
+    reservation: &Reservation,
+    sub: &UserSub,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
     let changed = tx
         .execute(
             "UPDATE invitations SET status = 'redeemed', redeemed_by = ?2, redeemed_at = ?3, \
@@ -158,7 +163,8 @@ impl InvitationStore for SqliteInvitationStore {
                     Err(e) if is_unique_violation(&e) => return Err(Error::AlreadyInvited),
                     Err(e) => return Err(db_err(e)),
                 }
-                let invitation = get_in(&tx, new.id.as_str())?.ok_or_else(|| Error::unexpected("inserted invitation vanished"))?;
+                let invitation =
+                    get_in(&tx, new.id.as_str())?.ok_or_else(|| Error::unexpected("inserted invitation vanished"))?;
                 tx.commit().map_err(db_err)?;
                 Ok(invitation)
             })
@@ -169,9 +175,13 @@ impl InvitationStore for SqliteInvitationStore {
         let id = id.clone();
         self.db
             .call(move |conn| {
-                conn.query_row(&format!("SELECT {COLUMNS} FROM invitations WHERE id = ?1"), [id.as_str()], invitation_from_row)
-                    .optional()
-                    .map_err(db_err)
+                conn.query_row(
+                    &format!("SELECT {COLUMNS} FROM invitations WHERE id = ?1"),
+                    [id.as_str()],
+                    invitation_from_row,
+                )
+                .optional()
+                .map_err(db_err)
             })
             .await
     }
@@ -286,9 +296,8 @@ impl InvitationStore for SqliteInvitationStore {
             .call(move |conn| {
                 let tx = conn.transaction().map_err(db_err)?;
                 let candidates = {
-                    let mut stmt = tx
-                        .prepare(&format!("SELECT {COLUMNS} FROM invitations WHERE email = ?1"))
-                        .map_err(db_err)?;
+                    let mut stmt =
+                        tx.prepare(&format!("SELECT {COLUMNS} FROM invitations WHERE email = ?1")).map_err(db_err)?;
                     let rows = stmt.query_map([email.as_str()], invitation_from_row).map_err(db_err)?;
                     rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?
                 };
@@ -358,7 +367,12 @@ impl InvitationStore for SqliteInvitationStore {
             .await
     }
 
-    async fn settle_lapsed(&self, id: &InvitationId, created: Option<&UserSub>, now: OffsetDateTime) -> Result<(), Error> {
+    async fn settle_lapsed(
+        &self,
+        id: &InvitationId,
+        created: Option<&UserSub>,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
         let id = id.clone();
         let created = created.cloned();
         self.db
@@ -402,7 +416,9 @@ impl InvitationStore for SqliteInvitationStore {
         self.db
             .call(move |conn| {
                 let inviter: Option<Option<String>> = conn
-                    .query_row("SELECT inviter_sub FROM invitations WHERE redeemed_by = ?1", [sub.as_str()], |row| row.get(0))
+                    .query_row("SELECT inviter_sub FROM invitations WHERE redeemed_by = ?1", [sub.as_str()], |row| {
+                        row.get(0)
+                    })
                     .optional()
                     .map_err(db_err)?;
                 Ok(inviter.map(|i| i.map_or(Inviter::Operator, |s| Inviter::User(UserSub::new(s)))))

@@ -65,7 +65,13 @@ impl TokenIssuer {
         &self.jwks_json
     }
 
-    pub fn issue(&self, sub: &UserSub, email: &Email, email_verified: bool, now: OffsetDateTime) -> Result<(SecretString, SecretString), Error> {
+    pub fn issue(
+        &self,
+        sub: &UserSub,
+        email: &Email,
+        email_verified: bool,
+        now: OffsetDateTime,
+    ) -> Result<(SecretString, SecretString), Error> {
         let iat = now.unix_timestamp();
         let exp = (now + TOKEN_TTL).unix_timestamp();
         let access = AccessTokenClaims {

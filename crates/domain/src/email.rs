@@ -32,9 +32,7 @@ impl Email {
             return Err(InvalidEmail("email must be ASCII"));
         }
         let normalised = trimmed.to_ascii_lowercase();
-        let (local, domain) = normalised
-            .rsplit_once('@')
-            .ok_or(InvalidEmail("email must contain '@'"))?;
+        let (local, domain) = normalised.rsplit_once('@').ok_or(InvalidEmail("email must contain '@'"))?;
         validate_local(local)?;
         validate_domain(domain)?;
         Ok(Self(normalised))
@@ -56,10 +54,7 @@ fn validate_local(local: &str) -> Result<(), InvalidEmail> {
     if local.starts_with('.') || local.ends_with('.') || local.contains("..") {
         return Err(InvalidEmail("dots in the part before '@' must separate words"));
     }
-    if !local
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c))
-    {
+    if !local.chars().all(|c| c.is_ascii_alphanumeric() || LOCAL_SPECIALS.contains(c)) {
         return Err(InvalidEmail("the part before '@' has a character that is not allowed"));
     }
     Ok(())
@@ -158,13 +153,11 @@ mod tests {
     }
 
     fn local_part() -> impl Strategy<Value = String> {
-        proptest::string::string_regex("[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\\.[A-Za-z0-9_+-]{1,10}){0,2}")
-            .unwrap()
+        proptest::string::string_regex("[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]{1,20}(\\.[A-Za-z0-9_+-]{1,10}){0,2}").unwrap()
     }
 
     fn domain_part() -> impl Strategy<Value = String> {
-        proptest::string::string_regex("([A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?\\.){1,3}[A-Za-z]{2,8}")
-            .unwrap()
+        proptest::string::string_regex("([A-Za-z0-9]([A-Za-z0-9-]{0,10}[A-Za-z0-9])?\\.){1,3}[A-Za-z]{2,8}").unwrap()
     }
 
     proptest! {

@@ -131,9 +131,7 @@ impl Invitation {
         match self.status {
             StoredStatus::Redeemed => InvitationStatus::Redeemed,
             StoredStatus::Revoked => InvitationStatus::Revoked,
-            StoredStatus::Pending | StoredStatus::Reserved if now >= self.expires_at => {
-                InvitationStatus::Expired
-            }
+            StoredStatus::Pending | StoredStatus::Reserved if now >= self.expires_at => InvitationStatus::Expired,
             StoredStatus::Pending | StoredStatus::Reserved => InvitationStatus::Pending,
         }
     }
@@ -225,10 +223,7 @@ mod tests {
         let inv = invitation(StoredStatus::Pending);
         assert_eq!(inv.status_at(datetime!(2026-01-07 23:59 UTC)), InvitationStatus::Pending);
         assert_eq!(inv.status_at(datetime!(2026-01-08 0:00 UTC)), InvitationStatus::Expired);
-        assert!(matches!(
-            inv.check_redeemable(datetime!(2026-01-09 0:00 UTC)),
-            Err(Error::InvitationExpired)
-        ));
+        assert!(matches!(inv.check_redeemable(datetime!(2026-01-09 0:00 UTC)), Err(Error::InvitationExpired)));
         assert!(!inv.is_active(datetime!(2026-01-09 0:00 UTC)));
     }
 

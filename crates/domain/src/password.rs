@@ -87,11 +87,7 @@ impl PasswordPolicy {
         if self.require_symbol && !raw.chars().any(|c| SYMBOLS.contains(c)) {
             unmet.push(PasswordRule::Symbol);
         }
-        if unmet.is_empty() {
-            Ok(Password(raw.to_owned()))
-        } else {
-            Err(PasswordPolicyViolation(unmet))
-        }
+        if unmet.is_empty() { Ok(Password(raw.to_owned())) } else { Err(PasswordPolicyViolation(unmet)) }
     }
 }
 

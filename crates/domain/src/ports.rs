@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::{
-    AccessClaims, CodeHash, Email, Error, Invitation, InvitationId, Inviter, NewInvitation,
-    Reservation, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserSub,
+    AccessClaims, CodeHash, Email, Error, Invitation, InvitationId, Inviter, NewInvitation, Reservation, SecretString,
+    SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserSub,
 };
 
 /// Who pays for a new invitation.
@@ -55,7 +55,12 @@ pub trait InvitationStore: Send + Sync {
     /// Reserved → redeemed by `sub`. Idempotent for the same sub.
     async fn complete(&self, reservation: &Reservation, sub: &UserSub, now: OffsetDateTime) -> Result<(), Error>;
     /// A lapsed reservation: redeemed by `created` if that sign-up made a user, else pending.
-    async fn settle_lapsed(&self, id: &InvitationId, created: Option<&UserSub>, now: OffsetDateTime) -> Result<(), Error>;
+    async fn settle_lapsed(
+        &self,
+        id: &InvitationId,
+        created: Option<&UserSub>,
+        now: OffsetDateTime,
+    ) -> Result<(), Error>;
     /// Invites `sub` may still send (`initial` if they never sent one).
     async fn invites_remaining(&self, sub: &UserSub, initial: u32) -> Result<u32, Error>;
     /// Who invited this user, if they came in by invitation.

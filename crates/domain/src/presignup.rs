@@ -50,10 +50,15 @@ pub struct PreSignUpFacts {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PreSignUpDecision {
     /// The emailed code proved the address: confirm, and mark the email verified.
-    Confirm { verify_email: bool, verify_phone: bool },
+    Confirm {
+        verify_email: bool,
+        verify_phone: bool,
+    },
     /// Let the user in unconfirmed; they prove the address with an emailed code.
     RequireEmailConfirmation,
-    Reject { message: &'static str },
+    Reject {
+        message: &'static str,
+    },
 }
 
 pub const REJECT_NOT_INVITED: &str = "Sign-up is by invitation only";
@@ -73,10 +78,7 @@ pub fn decide(facts: &PreSignUpFacts) -> PreSignUpDecision {
         return PreSignUpDecision::Reject { message: REJECT_NO_EMAIL };
     }
     if facts.invitation_reserved {
-        return PreSignUpDecision::Confirm {
-            verify_email: true,
-            verify_phone: facts.has_phone && facts.phone_proven,
-        };
+        return PreSignUpDecision::Confirm { verify_email: true, verify_phone: facts.has_phone && facts.phone_proven };
     }
     match facts.policy {
         SignUpPolicy::InviteOnly => PreSignUpDecision::Reject { message: REJECT_NOT_INVITED },

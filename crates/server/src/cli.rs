@@ -11,7 +11,9 @@ use time::format_description::well_known::Rfc3339;
 use crate::clock::SystemClock;
 use crate::config::{Cli, Command, CommonArgs, InviteCommand, ServeArgs, UsersCommand};
 use crate::limits::AttemptLimits;
-use crate::startup::{AppConfig, Application, ServiceSettingsInput, build_service, default_public_url, shutdown_signal};
+use crate::startup::{
+    AppConfig, Application, ServiceSettingsInput, build_service, default_public_url, shutdown_signal,
+};
 
 pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> AppConfig {
     AppConfig {
@@ -47,7 +49,8 @@ async fn run_serve(common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<()>
     let fresh = backend_embedded::is_fresh(&common.data_dir);
     let app = Application::build(app_config(common, Some(serve)), Arc::new(SystemClock)).await?;
     tracing::info!(address = %app.address(), data_dir = %common.data_dir.display(), policy = common.policy.as_str(), "invitegate is listening");
-    let nobody_yet = app.service().pool.list_users().await?.is_empty() && app.service().store.list(None).await?.is_empty();
+    let nobody_yet =
+        app.service().pool.list_users().await?.is_empty() && app.service().store.list(None).await?.is_empty();
     if fresh || nobody_yet {
         eprintln!(
             "\ninvitegate has no users or invitations yet. To invite yourself, run in another terminal:\n\n    \
@@ -82,7 +85,8 @@ pub async fn run_invite(common: &CommonArgs, command: &InviteCommand, out: &mut 
     let now = time::OffsetDateTime::now_utc();
     match command {
         InviteCommand::Create { email, quota } => {
-            let invitation = service.invite(Inviter::Operator, parse_email(email)?, *quota).await.map_err(operator_error)?;
+            let invitation =
+                service.invite(Inviter::Operator, parse_email(email)?, *quota).await.map_err(operator_error)?;
             writeln!(
                 out,
                 "Invited {} (invitation {}), valid until {}.\nThe access code was emailed to them{}.",
@@ -119,7 +123,12 @@ pub async fn run_invite(common: &CommonArgs, command: &InviteCommand, out: &mut 
         InviteCommand::Resend { email } => {
             let latest = service.latest_for_email(&parse_email(email)?).await.map_err(operator_error)?;
             let sent = service.resend(&Inviter::Operator, &latest.id).await.map_err(operator_error)?;
-            writeln!(out, "Sent a new code to {}; the old one no longer works. Valid until {}.", sent.email, sent.expires_at.format(&Rfc3339)?)?;
+            writeln!(
+                out,
+                "Sent a new code to {}; the old one no longer works. Valid until {}.",
+                sent.email,
+                sent.expires_at.format(&Rfc3339)?
+            )?;
         }
     }
     Ok(())

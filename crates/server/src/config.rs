@@ -7,7 +7,11 @@ use clap::{Args, Parser, Subcommand};
 use domain::{InvitationStatus, SignUpPolicy};
 
 #[derive(Debug, Parser)]
-#[command(name = "invitegate", version, about = "Invite-only sign-up: invitations by email, sign-up with an access code, sign-in.")]
+#[command(
+    name = "invitegate",
+    version,
+    about = "Invite-only sign-up: invitations by email, sign-up with an access code, sign-in."
+)]
 pub struct Cli {
     #[command(flatten)]
     pub common: CommonArgs,
@@ -39,7 +43,12 @@ pub struct CommonArgs {
     #[arg(long, env = "INVITEGATE_SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<String>,
     /// The sender of invitation and confirmation emails.
-    #[arg(long, env = "INVITEGATE_MAIL_FROM", default_value = "invitegate <no-reply@invitegate.localhost>", global = true)]
+    #[arg(
+        long,
+        env = "INVITEGATE_MAIL_FROM",
+        default_value = "invitegate <no-reply@invitegate.localhost>",
+        global = true
+    )]
     pub mail_from: String,
 }
 
@@ -106,5 +115,6 @@ fn parse_policy(s: &str) -> Result<SignUpPolicy, String> {
 }
 
 fn parse_status(s: &str) -> Result<InvitationStatus, String> {
-    InvitationStatus::parse(s).ok_or_else(|| format!("unknown status {s:?}: expected pending, redeemed, revoked or expired"))
+    InvitationStatus::parse(s)
+        .ok_or_else(|| format!("unknown status {s:?}: expected pending, redeemed, revoked or expired"))
 }

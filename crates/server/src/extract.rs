@@ -23,7 +23,9 @@ pub enum JsonError {
 impl IntoResponse for JsonError {
     fn into_response(self) -> Response {
         match self {
-            Self::TooLarge => error_response(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Request body too large"),
+            Self::TooLarge => {
+                error_response(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Request body too large")
+            }
             Self::Invalid(message) => error_response(StatusCode::BAD_REQUEST, "invalid_request", &message),
         }
     }

@@ -46,13 +46,21 @@ impl FailureGuard {
             .filter_map(|(limiter, key)| limiter.lock().ok()?.check(key, now).err())
             .max();
         match blocked {
-            Some(wait) => Err(Error::TooManyAttempts { retry_after: std::time::Duration::from_secs(wait.whole_seconds().max(1).unsigned_abs()) }),
+            Some(wait) => Err(Error::TooManyAttempts {
+                retry_after: std::time::Duration::from_secs(wait.whole_seconds().max(1).unsigned_abs()),
+            }),
             None => Ok(()),
         }
     }
 
     /// Passes the result through, counting it if it was a wrong guess.
-    pub fn observe<T>(&self, email: &Email, client: IpAddr, now: OffsetDateTime, result: Result<T, Error>) -> Result<T, Error> {
+    pub fn observe<T>(
+        &self,
+        email: &Email,
+        client: IpAddr,
+        now: OffsetDateTime,
+        result: Result<T, Error>,
+    ) -> Result<T, Error> {
         if let Err(e) = &result
             && is_guess_failure(e)
         {

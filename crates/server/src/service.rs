@@ -4,9 +4,9 @@
 use std::sync::Arc;
 
 use domain::{
-    AccessCode, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, Mailer,
-    NewInvitation, Password, PasswordPolicy, QuotaCharge, ReserveOutcome, SignUpOutcome, SignUpPolicy,
-    SignUpRequest, UserPool, UserRecord, UserStatus, UserSub, messages,
+    AccessCode, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, Mailer, NewInvitation,
+    Password, PasswordPolicy, QuotaCharge, ReserveOutcome, SignUpOutcome, SignUpPolicy, SignUpRequest, UserPool,
+    UserRecord, UserStatus, UserSub, messages,
 };
 use time::Duration;
 
@@ -45,7 +45,12 @@ impl Invitegate {
     /// An indefinite failure leaves the reservation to lapse and be settled
     /// by the next attempt (`settle_lapsed`).
     #[tracing::instrument(skip_all)]
-    pub async fn sign_up(&self, email: Email, password: Password, code: Option<AccessCode>) -> Result<SignUpOutcome, Error> {
+    pub async fn sign_up(
+        &self,
+        email: Email,
+        password: Password,
+        code: Option<AccessCode>,
+    ) -> Result<SignUpOutcome, Error> {
         let now = self.clock.now();
         let Some(code) = code else {
             return match self.settings.policy {
@@ -73,7 +78,9 @@ impl Invitegate {
                 tracing::info!(sub = %outcome.sub, invitation = %reservation.invitation_id, "invited user signed up");
                 Ok(outcome)
             }
-            Err(e @ (Error::UserExists | Error::InvalidPassword(_) | Error::SignUpNotAllowed | Error::InvitationInUse)) => {
+            Err(
+                e @ (Error::UserExists | Error::InvalidPassword(_) | Error::SignUpNotAllowed | Error::InvitationInUse),
+            ) => {
                 self.store.release(&reservation).await?;
                 Err(e)
             }
@@ -101,7 +108,12 @@ impl Invitegate {
     /// Creates an invitation and emails its code. If the email cannot be sent
     /// the invitation is revoked again (and the quota refunded): nothing is lost.
     #[tracing::instrument(skip_all, fields(inviter = ?inviter))]
-    pub async fn invite(&self, inviter: Inviter, email: Email, invitee_quota: Option<u32>) -> Result<Invitation, Error> {
+    pub async fn invite(
+        &self,
+        inviter: Inviter,
+        email: Email,
+        invitee_quota: Option<u32>,
+    ) -> Result<Invitation, Error> {
         if self.pool.find_by_email(&email).await?.is_some() {
             return Err(Error::UserExists);
         }

@@ -111,9 +111,9 @@ pub fn router(state: AppState, config: &AppConfig) -> anyhow::Result<Router> {
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
     // Spans carry the path only: query strings (such as a pasted sign-up link) may hold codes.
-    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
-        tracing::info_span!("request", method = %request.method(), path = %request.uri().path())
-    });
+    let trace = TraceLayer::new_for_http().make_span_with(
+        |request: &Request<_>| tracing::info_span!("request", method = %request.method(), path = %request.uri().path()),
+    );
     Ok(api
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
@@ -131,7 +131,8 @@ pub struct Application {
 impl Application {
     /// Binds the listener (port 0 picks a free one) and builds the service.
     pub async fn build(config: AppConfig, clock: Arc<dyn Clock>) -> anyhow::Result<Self> {
-        let listener = TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
+        let listener =
+            TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         let address = listener.local_addr()?;
         let public_url = config.public_url.clone().unwrap_or_else(|| default_public_url(address));
         let service = build_service(&config, public_url, clock)?;

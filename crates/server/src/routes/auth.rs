@@ -74,7 +74,10 @@ pub struct EmailBody {
 }
 
 /// Answers the same whether or not the address has an unconfirmed account.
-pub async fn resend_confirmation(State(state): State<AppState>, ApiJson(body): ApiJson<EmailBody>) -> Result<Json<Value>, ApiError> {
+pub async fn resend_confirmation(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<EmailBody>,
+) -> Result<Json<Value>, ApiError> {
     let email = Email::parse(&required(body.email)?)?;
     let service = &state.service;
     service.pool.resend_confirmation(&email, service.clock.now()).await?;
@@ -123,14 +126,20 @@ pub struct RefreshBody {
     refresh_token: Option<String>,
 }
 
-pub async fn refresh(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshBody>) -> Result<Json<Value>, ApiError> {
+pub async fn refresh(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> Result<Json<Value>, ApiError> {
     let token = SecretString::new(required(body.refresh_token)?);
     let service = &state.service;
     let tokens = service.pool.refresh(&token, service.clock.now()).await?;
     Ok(Json(tokens_json(&tokens)))
 }
 
-pub async fn sign_out(State(state): State<AppState>, ApiJson(body): ApiJson<RefreshBody>) -> Result<Json<Value>, ApiError> {
+pub async fn sign_out(
+    State(state): State<AppState>,
+    ApiJson(body): ApiJson<RefreshBody>,
+) -> Result<Json<Value>, ApiError> {
     let token = SecretString::new(required(body.refresh_token)?);
     let service = &state.service;
     service.pool.sign_out(&token, service.clock.now()).await?;

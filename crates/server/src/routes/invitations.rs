@@ -44,7 +44,10 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(invitation_json(&invitation, service.clock.now()))))
 }
 
-pub async fn list(State(state): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    Authenticated(caller): Authenticated,
+) -> Result<Json<Value>, ApiError> {
     let service = &state.service;
     let invitations = service.store.list(Some(&Inviter::User(caller.sub))).await?;
     let now = service.clock.now();

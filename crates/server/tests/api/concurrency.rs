@@ -40,7 +40,8 @@ async fn a_lapsed_reservation_is_settled_before_the_code_is_used_again() {
     // A sign-up reserved the invitation and then died without creating a user.
     let outcome = app.service.store.reserve(&email, &hash, server::clock::Clock::now(&app.clock)).await.unwrap();
     assert!(matches!(outcome, domain::ReserveOutcome::Reserved(_)));
-    expect_error(app.sign_up("abe@example.com", PASSWORD, &code).await, StatusCode::CONFLICT, "invitation_in_use").await;
+    expect_error(app.sign_up("abe@example.com", PASSWORD, &code).await, StatusCode::CONFLICT, "invitation_in_use")
+        .await;
     // After the lease, the next attempt finds no user, puts it back and goes ahead.
     app.clock.advance(domain::invitation::RESERVATION_LEASE + time::Duration::seconds(1));
     expect_json(app.sign_up("abe@example.com", PASSWORD, &code).await, StatusCode::OK).await;

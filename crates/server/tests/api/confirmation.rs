@@ -31,7 +31,8 @@ async fn open_mode_users_confirm_by_emailed_code() {
     }
     let ok = app.post("/confirm_sign_up", json!({ "email": "vic@example.com", "code": code })).await;
     assert_eq!(expect_json(ok, StatusCode::OK).await["userConfirmed"], true);
-    let user = app.service.pool.find_by_email(&domain::Email::parse("vic@example.com").unwrap()).await.unwrap().unwrap();
+    let user =
+        app.service.pool.find_by_email(&domain::Email::parse("vic@example.com").unwrap()).await.unwrap().unwrap();
     assert!(user.email_verified);
     let tokens = app.sign_in("vic@example.com", PASSWORD).await;
     let me = expect_json(app.get_auth("/me", tokens["accessToken"].as_str().unwrap()).await, StatusCode::OK).await;
@@ -49,7 +50,11 @@ async fn open_mode_users_confirm_by_emailed_code() {
 #[tokio::test]
 async fn confirmation_codes_expire_and_are_attempt_limited() {
     let app = spawn_app_with(|c| c.service.policy = domain::SignUpPolicy::Open).await;
-    expect_json(app.post("/sign_up", json!({ "email": "wes@example.com", "password": PASSWORD })).await, StatusCode::OK).await;
+    expect_json(
+        app.post("/sign_up", json!({ "email": "wes@example.com", "password": PASSWORD })).await,
+        StatusCode::OK,
+    )
+    .await;
     let code = app.confirmation_code("wes@example.com");
     let wrong = if code == "000000" { "111111" } else { "000000" };
     for _ in 0..5 {

@@ -42,7 +42,9 @@ async fn bad_email_and_weak_password_are_named() {
     let app = spawn_app().await;
     let code = "ABCD-EFGH-JKMN-PQRS";
     expect_error(app.sign_up("not-an-email", PASSWORD, code).await, StatusCode::BAD_REQUEST, "invalid_email").await;
-    let err = expect_error(app.sign_up("a@example.com", "short", code).await, StatusCode::BAD_REQUEST, "invalid_password").await;
+    let err =
+        expect_error(app.sign_up("a@example.com", "short", code).await, StatusCode::BAD_REQUEST, "invalid_password")
+            .await;
     let message = err["error"].as_str().unwrap();
     for rule in ["at least 8 characters", "upper-case", "digit", "symbol"] {
         assert!(message.contains(rule), "{message} should mention {rule}");
@@ -62,8 +64,18 @@ async fn wrong_email_or_wrong_code_get_one_answer_and_consume_nothing() {
         "invalid_access_code",
     )
     .await;
-    let wrong_email = expect_error(app.sign_up("dave@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invalid_access_code").await;
-    let garbage = expect_error(app.sign_up("carol@example.com", PASSWORD, "not a code").await, StatusCode::FORBIDDEN, "invalid_access_code").await;
+    let wrong_email = expect_error(
+        app.sign_up("dave@example.com", PASSWORD, &code).await,
+        StatusCode::FORBIDDEN,
+        "invalid_access_code",
+    )
+    .await;
+    let garbage = expect_error(
+        app.sign_up("carol@example.com", PASSWORD, "not a code").await,
+        StatusCode::FORBIDDEN,
+        "invalid_access_code",
+    )
+    .await;
     assert_eq!(wrong_code, wrong_email);
     assert_eq!(wrong_code, garbage);
 
@@ -78,17 +90,24 @@ async fn redeemed_expired_and_revoked_invitations_say_so_to_the_code_holder() {
     app.operator_invite("once@example.com").await;
     let code = app.access_code("once@example.com");
     expect_json(app.sign_up("once@example.com", PASSWORD, &code).await, StatusCode::OK).await;
-    expect_error(app.sign_up("once@example.com", "0ther-Password", &code).await, StatusCode::FORBIDDEN, "invitation_redeemed").await;
+    expect_error(
+        app.sign_up("once@example.com", "0ther-Password", &code).await,
+        StatusCode::FORBIDDEN,
+        "invitation_redeemed",
+    )
+    .await;
 
     app.operator_invite("late@example.com").await;
     let code = app.access_code("late@example.com");
     app.clock.advance(time::Duration::days(7));
-    expect_error(app.sign_up("late@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invitation_expired").await;
+    expect_error(app.sign_up("late@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invitation_expired")
+        .await;
 
     let invitation = app.operator_invite("gone@example.com").await;
     let code = app.access_code("gone@example.com");
     app.service.revoke(&domain::Inviter::Operator, &invitation.id).await.unwrap();
-    expect_error(app.sign_up("gone@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invitation_revoked").await;
+    expect_error(app.sign_up("gone@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invitation_revoked")
+        .await;
 }
 
 #[tokio::test]
@@ -117,7 +136,12 @@ async fn repeated_failures_are_too_many_attempts_with_retry_after() {
     app.operator_invite("frank@example.com").await;
     let code = app.access_code("frank@example.com");
     for _ in 0..3 {
-        expect_error(app.sign_up("frank@example.com", PASSWORD, "ZZZZ-ZZZZ-ZZZZ-ZZZZ").await, StatusCode::FORBIDDEN, "invalid_access_code").await;
+        expect_error(
+            app.sign_up("frank@example.com", PASSWORD, "ZZZZ-ZZZZ-ZZZZ-ZZZZ").await,
+            StatusCode::FORBIDDEN,
+            "invalid_access_code",
+        )
+        .await;
     }
     // Now even the right code waits: the guesser cannot tell.
     let response = app.sign_up("frank@example.com", PASSWORD, &code).await;
@@ -127,9 +151,19 @@ async fn repeated_failures_are_too_many_attempts_with_retry_after() {
 
     // Per client address: spread over many emails, the same address is stopped too.
     for i in 0..3 {
-        expect_error(app.sign_up(&format!("x{i}@example.com"), PASSWORD, "ZZZZ-ZZZZ-ZZZZ-ZZZZ").await, StatusCode::FORBIDDEN, "invalid_access_code").await;
+        expect_error(
+            app.sign_up(&format!("x{i}@example.com"), PASSWORD, "ZZZZ-ZZZZ-ZZZZ-ZZZZ").await,
+            StatusCode::FORBIDDEN,
+            "invalid_access_code",
+        )
+        .await;
     }
-    expect_error(app.sign_up("y@example.com", PASSWORD, "ZZZZ-ZZZZ-ZZZZ-ZZZZ").await, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
+    expect_error(
+        app.sign_up("y@example.com", PASSWORD, "ZZZZ-ZZZZ-ZZZZ-ZZZZ").await,
+        StatusCode::TOO_MANY_REQUESTS,
+        "too_many_attempts",
+    )
+    .await;
 
     // The window passes and the right code works; the invitation was never spent.
     app.clock.advance(time::Duration::minutes(16));

@@ -23,7 +23,8 @@ async fn operator_invites_user_who_signs_up_signs_in_and_invites_a_friend() {
     assert_eq!(body["userConfirmed"], true);
     let alice_sub = body["userSub"].as_str().unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&alice_sub).is_ok());
-    let alice = app.service.pool.find_by_email(&domain::Email::parse("alice@example.com").unwrap()).await.unwrap().unwrap();
+    let alice =
+        app.service.pool.find_by_email(&domain::Email::parse("alice@example.com").unwrap()).await.unwrap().unwrap();
     assert_eq!(alice.status, domain::UserStatus::Confirmed);
     assert!(alice.email_verified);
 
@@ -33,7 +34,10 @@ async fn operator_invites_user_who_signs_up_signs_in_and_invites_a_friend() {
     assert_eq!(tokens["expiresIn"], 3600);
     let access = tokens["accessToken"].as_str().unwrap();
     let me = expect_json(app.get_auth("/me", access).await, StatusCode::OK).await;
-    assert_eq!(me, json!({ "sub": alice_sub, "email": "alice@example.com", "invitesRemaining": 5, "invitedBy": "operator" }));
+    assert_eq!(
+        me,
+        json!({ "sub": alice_sub, "email": "alice@example.com", "invitesRemaining": 5, "invitedBy": "operator" })
+    );
 
     // She invites Bob over the API; the response never carries the code.
     let created = app.post_auth("/invitations", access, json!({ "email": "bob@example.com" })).await;
@@ -48,7 +52,8 @@ async fn operator_invites_user_who_signs_up_signs_in_and_invites_a_friend() {
     let bob = expect_json(app.sign_up("bob@example.com", PASSWORD, &bob_code).await, StatusCode::OK).await;
     assert_eq!(bob["userConfirmed"], true);
     let bob_tokens = app.sign_in("bob@example.com", PASSWORD).await;
-    let bob_me = expect_json(app.get_auth("/me", bob_tokens["accessToken"].as_str().unwrap()).await, StatusCode::OK).await;
+    let bob_me =
+        expect_json(app.get_auth("/me", bob_tokens["accessToken"].as_str().unwrap()).await, StatusCode::OK).await;
     assert_eq!(bob_me["invitedBy"], alice_sub.as_str());
 
     let listed = expect_json(app.get_auth("/invitations", access).await, StatusCode::OK).await;

@@ -1,7 +1,7 @@
 use std::io::Write;
 use std::path::Path;
-use std::sync::{Mutex, OnceLock};
 use std::sync::Arc;
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use backend_embedded::HashingCost;
@@ -94,11 +94,12 @@ impl TestApp {
 
     /// The newest email sent to `to`, as the outbox holds it (decoded).
     pub fn latest_mail(&self, to: &str) -> String {
-        let mut found = backend_embedded::outbox_messages(self.data_dir.path()).unwrap().into_iter().filter_map(|path| {
-            let raw = std::fs::read_to_string(&path).unwrap();
-            let decoded = decode_quoted_printable(&raw);
-            decoded.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))).then_some(decoded)
-        });
+        let mut found =
+            backend_embedded::outbox_messages(self.data_dir.path()).unwrap().into_iter().filter_map(|path| {
+                let raw = std::fs::read_to_string(&path).unwrap();
+                let decoded = decode_quoted_printable(&raw);
+                decoded.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))).then_some(decoded)
+            });
         found.next().unwrap_or_else(|| panic!("no email to {to} in the outbox"))
     }
 
@@ -106,7 +107,9 @@ impl TestApp {
         backend_embedded::outbox_messages(self.data_dir.path())
             .unwrap()
             .into_iter()
-            .filter(|p| std::fs::read_to_string(p).unwrap().lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))))
+            .filter(|p| {
+                std::fs::read_to_string(p).unwrap().lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))
+            })
             .count()
     }
 
@@ -119,7 +122,8 @@ impl TestApp {
 
     pub fn confirmation_code(&self, to: &str) -> String {
         let mail = self.latest_mail(to);
-        let line = mail.lines().find_map(|l| l.strip_prefix("Your confirmation code is ")).expect("confirmation code line");
+        let line =
+            mail.lines().find_map(|l| l.strip_prefix("Your confirmation code is ")).expect("confirmation code line");
         line.trim().to_owned()
     }
 
@@ -172,12 +176,13 @@ pub fn decode_quoted_printable(raw: &str) -> String {
     let bytes = joined.as_bytes();
     let mut i = 0;
     while i < bytes.len() {
-        if bytes[i] == b'=' && i + 2 < bytes.len() {
-            if let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16) {
-                out.push(b);
-                i += 3;
-                continue;
-            }
+        if bytes[i] == b'='
+            && i + 2 < bytes.len()
+            && let Ok(b) = u8::from_str_radix(&joined[i + 1..i + 3], 16)
+        {
+            out.push(b);
+            i += 3;
+            continue;
         }
         out.push(bytes[i]);
         i += 1;

@@ -20,9 +20,19 @@ async fn secrets_stay_out_of_logs_and_error_responses() {
     }
     expect_json(app.sign_up("kim@example.com", PASSWORD, &code).await, StatusCode::OK).await;
     let tokens = app.sign_in("kim@example.com", PASSWORD).await;
-    responses.push(app.post("/sign_in", json!({ "email": "kim@example.com", "password": "Wr0ng-password!" })).await.text().await.unwrap());
+    responses.push(
+        app.post("/sign_in", json!({ "email": "kim@example.com", "password": "Wr0ng-password!" }))
+            .await
+            .text()
+            .await
+            .unwrap(),
+    );
     app.post("/refresh", json!({ "refreshToken": tokens["refreshToken"] })).await;
-    expect_json(app.post("/sign_up", json!({ "email": "lou@example.com", "password": PASSWORD })).await, StatusCode::OK).await;
+    expect_json(
+        app.post("/sign_up", json!({ "email": "lou@example.com", "password": PASSWORD })).await,
+        StatusCode::OK,
+    )
+    .await;
     let confirmation = app.confirmation_code("lou@example.com");
     app.post("/confirm_sign_up", json!({ "email": "lou@example.com", "code": confirmation })).await;
 

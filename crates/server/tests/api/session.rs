@@ -12,7 +12,8 @@ use crate::helpers::*;
 async fn unknown_user_and_wrong_password_look_the_same() {
     let app = spawn_app().await;
     app.invited_user("ivan@example.com").await;
-    let wrong_password = app.post("/sign_in", json!({ "email": "ivan@example.com", "password": "Wr0ng-password" })).await;
+    let wrong_password =
+        app.post("/sign_in", json!({ "email": "ivan@example.com", "password": "Wr0ng-password" })).await;
     let wrong_password = expect_error(wrong_password, StatusCode::UNAUTHORIZED, "not_authorized").await;
     let unknown = app.post("/sign_in", json!({ "email": "nobody@example.com", "password": PASSWORD })).await;
     let unknown = expect_error(unknown, StatusCode::UNAUTHORIZED, "not_authorized").await;
@@ -31,7 +32,8 @@ async fn tokens_verify_against_the_served_jwks_and_carry_cognito_claims() {
     let app = spawn_app().await;
     let sub = app.invited_user("judy@example.com").await;
     let tokens = app.sign_in("judy@example.com", PASSWORD).await;
-    let jwks: JwkSet = app.client.get(format!("{}/.well-known/jwks.json", app.base)).send().await.unwrap().json().await.unwrap();
+    let jwks: JwkSet =
+        app.client.get(format!("{}/.well-known/jwks.json", app.base)).send().await.unwrap().json().await.unwrap();
 
     let verify = |token: &str, audience: Option<&str>| -> Value {
         let header = jsonwebtoken::decode_header(token).unwrap();
@@ -82,7 +84,8 @@ async fn refresh_issues_new_tokens_until_sign_out() {
     let refresh_token = tokens["refreshToken"].as_str().unwrap();
 
     app.clock.advance(time::Duration::hours(2));
-    let refreshed = expect_json(app.post("/refresh", json!({ "refreshToken": refresh_token })).await, StatusCode::OK).await;
+    let refreshed =
+        expect_json(app.post("/refresh", json!({ "refreshToken": refresh_token })).await, StatusCode::OK).await;
     assert!(refreshed.get("refreshToken").is_none(), "refresh keeps the same refresh token");
     let me = app.get_auth("/me", refreshed["accessToken"].as_str().unwrap()).await;
     assert_eq!(expect_json(me, StatusCode::OK).await["email"], "ken@example.com");
