@@ -5,7 +5,8 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use async_trait::async_trait;
 use domain::{Error, Mailer, OutgoingEmail};
-use lettre::message::{Mailbox, Message, header::ContentType};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox, Message, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use time::OffsetDateTime;
 
@@ -21,9 +22,21 @@ fn build(from: &Mailbox, message: &OutgoingEmail) -> Result<Message, Error> {
         .from(from.clone())
         .to(to)
         .subject(message.subject.clone())
-        .header(ContentType::TEXT_PLAIN)
-        .body(message.text_body.clone())
+        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body(&message.text_body)))
         .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("building an email")))
+}
+
+/// Plain 7-bit text when it is valid as such (ASCII, lines within RFC 5322's
+/// 998 octets; ours always are), so the outbox reads as written and links are
+/// not broken up by quoted-printable soft line breaks, which lettre would
+/// otherwise choose for any line over 76 characters.
+fn body(text: &str) -> Body {
+    let text = text.replace("\r\n", "\n").replace('\n', "\r\n");
+    if text.is_ascii() && text.split("\r\n").all(|line| line.len() <= 998) {
+        Body::dangerous_pre_encoded(text.into_bytes(), ContentTransferEncoding::SevenBit)
+    } else {
+        Body::new(text)
+    }
 }
 
 pub fn parse_from(from: &str) -> anyhow::Result<Mailbox> {

@@ -38,7 +38,7 @@ impl InvitationId {
 
 impl fmt::Display for InvitationId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.pad(&self.0)
     }
 }
 

@@ -6,6 +6,7 @@ mod binary;
 mod cli;
 mod concurrency;
 mod confirmation;
+mod delivery;
 mod errors;
 mod flow;
 mod helpers;
