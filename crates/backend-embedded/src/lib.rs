@@ -28,7 +28,7 @@ pub struct EmbeddedConfig {
     pub policy: SignUpPolicy,
     pub hashing_cost: HashingCost,
     pub max_concurrent_hashes: usize,
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<domain::SecretString>,
     pub mail_from: String,
 }
 
@@ -40,20 +40,30 @@ pub struct EmbeddedBackend {
     pub code_hasher: CodeHasher,
 }
 
+/// Creates `dir` (and missing parents) readable by its owner only: it holds
+/// password hashes, and the outbox holds live codes.
+pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating the directory {}", dir.display()))
+}
+
 /// Whether `open` would start from nothing (used to greet a new operator).
 pub fn is_fresh(data_dir: &Path) -> bool {
     !data_dir.join(DB_FILE).exists()
 }
 
 pub fn open(config: &EmbeddedConfig) -> anyhow::Result<EmbeddedBackend> {
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating the data directory {}", config.data_dir.display()))?;
+    create_private_dir(&config.data_dir)?;
     let db = Db::open(&config.data_dir)?;
     let code_hasher = CodeHasher::new(secrets::code_key(&config.data_dir)?);
     let tokens = TokenIssuer::new(&secrets::signing_key(&config.data_dir)?, config.issuer.clone())?;
     let from = parse_from(&config.mail_from)?;
     let mailer: Arc<dyn Mailer> = match &config.smtp_url {
-        Some(url) => Arc::new(SmtpMailer::new(url, from)?),
+        Some(url) => Arc::new(SmtpMailer::new(url.expose(), from)?),
         None => Arc::new(OutboxMailer::new(&config.data_dir, from)?),
     };
     let hashing = PasswordHashing::new(config.hashing_cost, config.max_concurrent_hashes)?;

@@ -9,6 +9,7 @@ use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox, Message, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use time::OffsetDateTime;
+use tokio::io::AsyncWriteExt;
 
 pub const OUTBOX_DIR: &str = "outbox";
 
@@ -52,7 +53,7 @@ pub struct OutboxMailer {
 impl OutboxMailer {
     pub fn new(data_dir: &Path, from: Mailbox) -> anyhow::Result<Self> {
         let dir = data_dir.join(OUTBOX_DIR);
-        std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+        crate::create_private_dir(&dir)?;
         Ok(Self { dir, from })
     }
 }
@@ -65,10 +66,16 @@ impl Mailer for OutboxMailer {
         let name = format!("{}-{}.eml", now.unix_timestamp_nanos(), uuid::Uuid::new_v4().simple());
         let path = self.dir.join(&name);
         let partial = self.dir.join(format!(".{name}.partial"));
-        // Write then rename, so a reader never sees half a message.
-        tokio::fs::write(&partial, &bytes)
+        // Owner-only (it holds a live code); written then renamed, so a reader never sees half a message.
+        let written = async {
+            let mut file =
+                tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial).await?;
+            file.write_all(&bytes).await?;
+            file.sync_all().await?;
+            tokio::fs::rename(&partial, &path).await
+        };
+        written
             .await
-            .and(tokio::fs::rename(&partial, &path).await)
             .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context(format!("writing {}", path.display()))))?;
         tracing::info!(path = %path.display(), subject = %message.subject, "email written to the outbox");
         Ok(())

@@ -141,6 +141,18 @@ impl UserPool for LocalUserPool {
                     PreSignUpDecision::Confirm { verify_email, .. } => (true, verify_email),
                     PreSignUpDecision::RequireEmailConfirmation => (false, false),
                 };
+                if invitation_reserved {
+                    // The invitation proves the address; an unconfirmed account someone
+                    // opened for it (open mode) proved nothing and gives way.
+                    tx.execute(
+                        "DELETE FROM refresh_tokens WHERE sub IN \
+                         (SELECT sub FROM users WHERE email = ?1 AND status = 'UNCONFIRMED')",
+                        [email.as_str()],
+                    )
+                    .map_err(db_err)?;
+                    tx.execute("DELETE FROM users WHERE email = ?1 AND status = 'UNCONFIRMED'", [email.as_str()])
+                        .map_err(db_err)?;
+                }
                 let status = if confirmed.0 { UserStatus::Confirmed } else { UserStatus::Unconfirmed };
                 let pending_code: Option<Vec<u8>> = (!confirmed.0).then(|| code_hash.as_bytes().to_vec());
                 let inserted = tx.execute(

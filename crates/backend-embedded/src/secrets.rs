@@ -3,7 +3,7 @@
 
 use std::fs::{self, OpenOptions};
 use std::io::{ErrorKind, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use anyhow::{Context, bail};
@@ -14,24 +14,48 @@ use rand::RngCore;
 pub const CODE_KEY_FILE: &str = "code-hmac.key";
 pub const SIGNING_KEY_FILE: &str = "jwt-signing-key.pk8";
 
-/// Reads a secret file, creating it with mode 0600 on first start.
+/// Reads a secret file, creating it with mode 0600 on first start. The new key
+/// is written to a temporary file and linked into place, so a crash or a
+/// second process starting at the same moment never sees half a key.
 fn load_or_create(path: &Path, generate: impl FnOnce() -> anyhow::Result<Vec<u8>>) -> anyhow::Result<Vec<u8>> {
-    match fs::read(path) {
-        Ok(bytes) => return Ok(bytes),
-        Err(e) if e.kind() == ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    if let Some(bytes) = read_private(path)? {
+        return Ok(bytes);
     }
     let bytes = generate()?;
-    let mut file = match OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
-        Ok(file) => file,
+    let tmp = path.with_extension(format!("tmp-{}", uuid::Uuid::new_v4().simple()));
+    let written = (|| {
+        let mut file = OpenOptions::new().write(true).create_new(true).mode(0o600).open(&tmp)?;
+        file.write_all(&bytes)?;
+        file.sync_all()
+    })();
+    let linked = written.and_then(|()| fs::hard_link(&tmp, path));
+    let _ = fs::remove_file(&tmp);
+    match linked {
+        Ok(()) => Ok(bytes),
         // Another process created it first: use theirs.
         Err(e) if e.kind() == ErrorKind::AlreadyExists => {
-            return fs::read(path).with_context(|| format!("reading {}", path.display()));
+            read_private(path)?.with_context(|| format!("{} vanished", path.display()))
         }
-        Err(e) => return Err(e).with_context(|| format!("creating {}", path.display())),
+        Err(e) => Err(e).with_context(|| format!("creating {}", path.display())),
+    }
+}
+
+/// `None` if missing; refuses a key others can read, as ssh does.
+fn read_private(path: &Path) -> anyhow::Result<Option<Vec<u8>>> {
+    let metadata = match fs::metadata(path) {
+        Ok(metadata) => metadata,
+        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
     };
-    file.write_all(&bytes).and_then(|()| file.sync_all()).with_context(|| format!("writing {}", path.display()))?;
-    Ok(bytes)
+    let mode = metadata.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        bail!("{} has permissions {mode:o}; it must be readable by its owner only (chmod 600)", path.display());
+    }
+    let bytes = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.is_empty() {
+        bail!("{} is empty; restore it from a backup (tokens and codes depend on it)", path.display());
+    }
+    Ok(Some(bytes))
 }
 
 pub fn code_key(data_dir: &Path) -> anyhow::Result<[u8; 32]> {
@@ -87,7 +111,6 @@ fn der_tlv(input: &[u8]) -> anyhow::Result<(u8, &[u8], &[u8])> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn keys_are_created_once_with_owner_only_permissions() {
@@ -100,5 +123,15 @@ mod tests {
             let mode = fs::metadata(dir.path().join(file)).unwrap().permissions().mode();
             assert_eq!(mode & 0o777, 0o600, "{file}");
         }
+    }
+
+    #[test]
+    fn a_key_others_can_read_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        code_key(dir.path()).unwrap();
+        let path = dir.path().join(CODE_KEY_FILE);
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let err = code_key(dir.path()).unwrap_err().to_string();
+        assert!(err.contains("chmod 600"), "{err}");
     }
 }

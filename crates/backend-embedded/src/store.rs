@@ -66,11 +66,13 @@ fn get_in(tx: &Transaction<'_>, id: &str) -> Result<Option<Invitation>, Error> {
         .map_err(db_err)
 }
 
-/// Lets a newer invitation replace one that merely expired.
+/// Lets a newer invitation replace one that merely expired (including one
+/// whose sign-up reserved it and then vanished).
 fn retire_expired(tx: &Transaction<'_>, email: &str, now: OffsetDateTime) -> Result<(), Error> {
     tx.execute(
         "UPDATE invitations SET active_email = NULL \
-         WHERE active_email = ?1 AND status = 'pending' AND expires_at <= ?2",
+         WHERE active_email = ?1 AND expires_at <= ?2 \
+         AND (status = 'pending' OR (status = 'reserved' AND reserved_until <= ?2))",
         params![email, ts(now)],
     )
     .map_err(db_err)?;
@@ -311,7 +313,7 @@ impl InvitationStore for SqliteInvitationStore {
                 let invitation = matched.ok_or(Error::InvalidAccessCode)?;
                 match invitation.check_redeemable(now) {
                     Ok(()) => {}
-                    Err(Error::InvitationInUse) if invitation.reserved_until.is_none_or(|until| until <= now) => {
+                    Err(Error::InvitationInUse) if invitation.reservation_lapsed(now) => {
                         return Ok(ReserveOutcome::Lapsed(invitation));
                     }
                     Err(e) => return Err(e),

@@ -139,24 +139,32 @@ impl Invitation {
     /// Whether this invitation still blocks a new one for the same email.
     pub fn is_active(&self, now: OffsetDateTime) -> bool {
         match self.status {
-            StoredStatus::Reserved => true,
+            StoredStatus::Reserved => !self.reservation_lapsed(now) || now < self.expires_at,
             StoredStatus::Pending => now < self.expires_at,
             StoredStatus::Redeemed | StoredStatus::Revoked => false,
         }
     }
 
+    /// A sign-up reserved this invitation and neither finished nor gave it back in time.
+    pub fn reservation_lapsed(&self, now: OffsetDateTime) -> bool {
+        self.status == StoredStatus::Reserved && self.reserved_until.is_none_or(|until| until <= now)
+    }
+
+    /// When the current reservation was taken (its lease runs from then).
+    pub fn reserved_at(&self) -> Option<OffsetDateTime> {
+        self.reserved_until.map(|until| until - RESERVATION_LEASE)
+    }
+
     /// The check made once the right email and code were presented: may this
-    /// invitation be reserved for a sign-up now?
+    /// invitation be reserved for a sign-up now? A reservation, live or
+    /// lapsed, is reported before expiry: a lapsed one must be settled first
+    /// (storage reports it), or it would stay reserved forever once expired.
     pub fn check_redeemable(&self, now: OffsetDateTime) -> Result<(), Error> {
         match self.status {
             StoredStatus::Redeemed => Err(Error::InvitationRedeemed),
             StoredStatus::Revoked => Err(Error::InvitationRevoked),
-            _ if now >= self.expires_at => Err(Error::InvitationExpired),
-            StoredStatus::Reserved if self.reserved_until.is_some_and(|until| now < until) => {
-                Err(Error::InvitationInUse)
-            }
-            // A lapsed reservation must be reconciled before reuse; storage does that.
             StoredStatus::Reserved => Err(Error::InvitationInUse),
+            StoredStatus::Pending if now >= self.expires_at => Err(Error::InvitationExpired),
             StoredStatus::Pending => Ok(()),
         }
     }
@@ -234,5 +242,16 @@ mod tests {
         assert!(matches!(invitation(StoredStatus::Revoked).check_redeemable(now), Err(Error::InvitationRevoked)));
         assert!(invitation(StoredStatus::Pending).check_redeemable(now).is_ok());
         assert!(matches!(invitation(StoredStatus::Reserved).check_redeemable(now), Err(Error::InvitationInUse)));
+    }
+
+    #[test]
+    fn a_lapsed_reservation_is_reported_even_after_expiry_and_stops_blocking() {
+        let mut inv = invitation(StoredStatus::Reserved);
+        inv.reserved_until = Some(datetime!(2026-01-07 23:59 UTC));
+        let after_expiry = datetime!(2026-01-09 0:00 UTC);
+        assert!(inv.reservation_lapsed(after_expiry));
+        assert!(matches!(inv.check_redeemable(after_expiry), Err(Error::InvitationInUse)));
+        assert!(!inv.is_active(after_expiry));
+        assert!(inv.is_active(datetime!(2026-01-07 23:58 UTC)));
     }
 }

@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
-use domain::{InvitationStatus, SignUpPolicy};
+use domain::{InvitationStatus, SecretString, SignUpPolicy};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -37,11 +37,13 @@ pub struct CommonArgs {
     #[arg(long, env = "INVITEGATE_INVITE_QUOTA", default_value_t = 5, global = true)]
     pub invite_quota: u32,
     /// How long an invitation stays usable, in hours.
-    #[arg(long, env = "INVITEGATE_INVITATION_TTL_HOURS", default_value_t = 168, global = true)]
+    #[arg(long, env = "INVITEGATE_INVITATION_TTL_HOURS", default_value_t = 168, global = true,
+          value_parser = clap::value_parser!(u32).range(1..=8760))]
     pub invitation_ttl_hours: u32,
-    /// Send mail by SMTP (`smtp://user:pass@host:587`, `smtps://…`) instead of the outbox folder.
+    /// Send mail by SMTP (`smtps://user:pass@host`, `smtp://host:587?tls=required`) instead of the
+    /// outbox folder. Prefer the environment variable: flags show up in `ps`.
     #[arg(long, env = "INVITEGATE_SMTP_URL", hide_env_values = true, global = true)]
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<SecretString>,
     /// The sender of invitation and confirmation emails.
     #[arg(
         long,

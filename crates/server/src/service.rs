@@ -64,7 +64,9 @@ impl Invitegate {
         let reservation = match self.store.reserve(&email, &code_hash, now).await? {
             ReserveOutcome::Reserved(reservation) => reservation,
             ReserveOutcome::Lapsed(invitation) => {
-                self.settle_lapsed(&invitation).await?;
+                if self.settle_lapsed(&invitation).await? {
+                    return Err(Error::InvitationRedeemed);
+                }
                 match self.store.reserve(&email, &code_hash, now).await? {
                     ReserveOutcome::Reserved(reservation) => reservation,
                     ReserveOutcome::Lapsed(_) => return Err(Error::InvitationInUse),
@@ -88,16 +90,27 @@ impl Invitegate {
         }
     }
 
-    /// A reservation outlived its lease: did that sign-up create a user?
-    async fn settle_lapsed(&self, invitation: &Invitation) -> Result<(), Error> {
+    /// A reservation outlived its lease: did that sign-up create a user? Only a
+    /// confirmed user created after the reservation was taken counts; anyone
+    /// older with the same email got there some other way. `Ok(true)`: redeemed.
+    async fn settle_lapsed(&self, invitation: &Invitation) -> Result<bool, Error> {
         let now = self.clock.now();
         let user = self.pool.find_by_email(&invitation.email).await?;
+        let reserved_at = invitation.reserved_at();
         match user {
-            Some(user) if user.status == UserStatus::Confirmed => {
+            Some(user)
+                if user.status == UserStatus::Confirmed
+                    && reserved_at.is_some_and(|at| user.created_at >= at - time::Duration::seconds(1)) =>
+            {
                 self.store.settle_lapsed(&invitation.id, Some(&user.sub), now).await?;
-                Err(Error::InvitationRedeemed)
+                tracing::warn!(invitation = %invitation.id, sub = %user.sub, "lapsed reservation settled as redeemed");
+                Ok(true)
             }
-            _ => self.store.settle_lapsed(&invitation.id, None, now).await,
+            _ => {
+                self.store.settle_lapsed(&invitation.id, None, now).await?;
+                tracing::warn!(invitation = %invitation.id, "lapsed reservation returned to pending");
+                Ok(false)
+            }
         }
     }
 
@@ -114,10 +127,16 @@ impl Invitegate {
         email: Email,
         invitee_quota: Option<u32>,
     ) -> Result<Invitation, Error> {
-        if self.pool.find_by_email(&email).await?.is_some() {
+        // An unconfirmed (open-mode) account never proved the address: the invitation may replace it.
+        if self.pool.find_by_email(&email).await?.is_some_and(|user| user.status == UserStatus::Confirmed) {
             return Err(Error::UserExists);
         }
         let now = self.clock.now();
+        if let Some(previous) = self.store.latest_for_email(&email).await?
+            && previous.reservation_lapsed(now)
+        {
+            self.settle_lapsed(&previous).await?;
+        }
         let code = AccessCode::generate(&mut rand::rng());
         let charge = match &inviter {
             Inviter::Operator => QuotaCharge::None,
@@ -148,11 +167,16 @@ impl Invitegate {
     async fn owned(&self, actor: &Inviter, id: &InvitationId) -> Result<Invitation, Error> {
         let invitation = self.store.get(id).await?.ok_or(Error::NotFound)?;
         match actor {
-            Inviter::Operator => Ok(invitation),
-            user if *user == invitation.inviter => Ok(invitation),
+            Inviter::Operator => {}
+            user if *user == invitation.inviter => {}
             // Someone else's invitation is indistinguishable from none.
-            _ => Err(Error::NotFound),
+            _ => return Err(Error::NotFound),
         }
+        if invitation.reservation_lapsed(self.clock.now()) {
+            self.settle_lapsed(&invitation).await?;
+            return self.store.get(id).await?.ok_or(Error::NotFound);
+        }
+        Ok(invitation)
     }
 
     pub async fn revoke(&self, actor: &Inviter, id: &InvitationId) -> Result<Invitation, Error> {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
+use axum::response::Response;
 use axum::routing::{delete, get, post};
 use backend_embedded::{EmbeddedConfig, HashingCost};
 use tokio::net::TcpListener;
@@ -17,6 +18,7 @@ use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
 use crate::clock::Clock;
+use crate::error::error_response;
 use crate::limits::{AttemptLimits, FailureGuard};
 use crate::routes::{auth, invitations, meta};
 use crate::service::{Invitegate, ServiceSettings};
@@ -28,7 +30,7 @@ pub struct AppConfig {
     pub listen: SocketAddr,
     pub public_url: Option<String>,
     pub service: ServiceSettingsInput,
-    pub smtp_url: Option<String>,
+    pub smtp_url: Option<domain::SecretString>,
     pub mail_from: String,
     pub hashing_cost: HashingCost,
     pub attempt_limits: AttemptLimits,
@@ -117,8 +119,31 @@ pub fn router(state: AppState, config: &AppConfig) -> anyhow::Result<Router> {
     Ok(api
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
+        .layer(axum::middleware::map_response(json_for_bare_errors))
         .layer(cors)
         .layer(trace))
+}
+
+/// Errors produced outside our handlers (405 from routing, 408 from the
+/// timeout layer) arrive without a body; give them the API's JSON shape.
+async fn json_for_bare_errors(response: Response) -> Response {
+    let status = response.status();
+    if !(status.is_client_error() || status.is_server_error()) || response.headers().contains_key(header::CONTENT_TYPE)
+    {
+        return response;
+    }
+    let (code, message) = match status {
+        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed"),
+        StatusCode::REQUEST_TIMEOUT => ("timeout", "The request took too long"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "Request body too large"),
+        s if s.is_server_error() => ("internal", "Internal error"),
+        _ => ("invalid_request", "Invalid request"),
+    };
+    let mut json = error_response(status, code, message);
+    if let Some(allow) = response.headers().get(header::ALLOW) {
+        json.headers_mut().insert(header::ALLOW, allow.clone());
+    }
+    json
 }
 
 pub struct Application {
@@ -134,6 +159,9 @@ impl Application {
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         let address = listener.local_addr()?;
+        if config.public_url.is_none() && address.ip().is_unspecified() {
+            tracing::warn!(%address, "listening on all interfaces without --public-url: invitation links will name {address}, which invitees cannot open; set INVITEGATE_PUBLIC_URL");
+        }
         let public_url = config.public_url.clone().unwrap_or_else(|| default_public_url(address));
         let service = build_service(&config, public_url, clock)?;
         let state = AppState { service: service.clone(), guard: Arc::new(FailureGuard::new(config.attempt_limits)) };

@@ -11,6 +11,7 @@ use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, required};
+use crate::limits::Subject;
 use crate::startup::AppState;
 
 #[derive(Deserialize)]
@@ -35,15 +36,20 @@ pub async fn sign_up(
     };
     let email = Email::parse(&email)?;
     let password = service.check_password(&password)?;
-    let now = service.clock.now();
-    state.guard.check(&email, client.ip(), now)?;
-    let outcome = async {
-        // A code that cannot be one is just a wrong code.
-        let code = code.map(|c| AccessCode::parse(&c).map_err(|_| Error::InvalidAccessCode)).transpose()?;
-        service.sign_up(email.clone(), password, code).await
-    }
-    .await;
-    let outcome = state.guard.observe(&email, client.ip(), now, outcome)?;
+    let attempt = state.guard.begin(Subject::Email(&email), client.ip(), service.clock.now())?;
+    // A code that cannot be one is just a wrong code.
+    let code = code.map(|c| AccessCode::parse(&c).map_err(|_| Error::InvalidAccessCode)).transpose();
+    let outcome = match code {
+        // Its own task: a client hanging up must not cut the saga between its steps.
+        Ok(code) => {
+            let service = service.clone();
+            tokio::spawn(async move { service.sign_up(email, password, code).await })
+                .await
+                .unwrap_or_else(|e| Err(Error::Unexpected(anyhow::Error::new(e).context("sign-up task"))))
+        }
+        Err(e) => Err(e),
+    };
+    let outcome = state.guard.finish(attempt, outcome)?;
     Ok(Json(json!({ "userConfirmed": outcome.confirmed, "userSub": outcome.sub })))
 }
 
@@ -62,9 +68,9 @@ pub async fn confirm_sign_up(
     let email = Email::parse(&required(body.email)?)?;
     let code = required(body.code)?;
     let now = service.clock.now();
-    state.guard.check(&email, client.ip(), now)?;
+    let attempt = state.guard.begin(Subject::Email(&email), client.ip(), now)?;
     let result = service.pool.confirm_sign_up(&email, &code, now).await;
-    state.guard.observe(&email, client.ip(), now, result)?;
+    state.guard.finish(attempt, result)?;
     Ok(Json(json!({ "userConfirmed": true })))
 }
 
@@ -101,9 +107,9 @@ pub async fn sign_in(
     // An address that cannot exist gets the same answer as a wrong password.
     let email = Email::parse(&email).map_err(|_| Error::NotAuthorized)?;
     let now = service.clock.now();
-    state.guard.check(&email, client.ip(), now)?;
+    let attempt = state.guard.begin(Subject::Email(&email), client.ip(), now)?;
     let result = service.pool.sign_in(&email, &password, now).await;
-    let tokens = state.guard.observe(&email, client.ip(), now, result)?;
+    let tokens = state.guard.finish(attempt, result)?;
     Ok(Json(tokens_json(&tokens)))
 }
 

@@ -1,7 +1,9 @@
 //! Signed-in users inviting others, and `/me`.
 
 use axum::Json;
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::StatusCode;
 use domain::{Email, Invitation, InvitationId, Inviter};
 use serde::Deserialize;
@@ -11,6 +13,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, Authenticated, required};
+use crate::limits::Subject;
 use crate::startup::AppState;
 
 fn rfc3339(t: OffsetDateTime) -> String {
@@ -33,14 +36,19 @@ pub struct CreateBody {
     email: Option<String>,
 }
 
+/// Counted like a guess when it hits an existing account, so invitations are
+/// no cheap way to find out who has signed up.
 pub async fn create(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     Authenticated(caller): Authenticated,
     ApiJson(body): ApiJson<CreateBody>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let email = Email::parse(&required(body.email)?)?;
     let service = &state.service;
-    let invitation = service.invite(Inviter::User(caller.sub), email, None).await?;
+    let attempt = state.guard.begin(Subject::Inviter(&caller.sub), client.ip(), service.clock.now())?;
+    let result = service.invite(Inviter::User(caller.sub.clone()), email, None).await;
+    let invitation = state.guard.finish(attempt, result)?;
     Ok((StatusCode::CREATED, Json(invitation_json(&invitation, service.clock.now()))))
 }
 

@@ -6,10 +6,11 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn serve_greets_a_new_operator_and_stops_gracefully_on_sigterm() {
-    let data_dir = tempfile::tempdir().unwrap();
+    let parent = tempfile::tempdir().unwrap();
+    let data_dir = parent.path().join("nested").join("data");
     let mut child = Command::new(env!("CARGO_BIN_EXE_invitegate"))
         .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("INVITEGATE_DATA_DIR", data_dir.path())
+        .env("INVITEGATE_DATA_DIR", &data_dir)
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stderr(Stdio::piped())
@@ -29,8 +30,10 @@ async fn serve_greets_a_new_operator_and_stops_gracefully_on_sigterm() {
     let health = reqwest::get(format!("http://{address}/healthz")).await.unwrap();
     assert_eq!(health.status(), 200);
     for file in ["invitegate.sqlite3", "code-hmac.key", "jwt-signing-key.pk8"] {
-        assert!(data_dir.path().join(file).exists(), "{file} created on first start");
+        assert!(data_dir.join(file).exists(), "{file} created on first start");
     }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&data_dir).unwrap().permissions().mode() & 0o777, 0o700, "data dir is private");
 
     let killed = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
     assert!(killed.success());

@@ -7,7 +7,12 @@ use crate::helpers::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn fifty_concurrent_sign_ups_with_one_code_create_exactly_one_user() {
-    let app = spawn_app_with(|c| c.attempt_limits.per_client = 1_000).await;
+    // Limits are not what this test is about: let all fifty through to storage.
+    let app = spawn_app_with(|c| {
+        c.attempt_limits.per_client = 1_000;
+        c.attempt_limits.per_email = 1_000;
+    })
+    .await;
     app.operator_invite("zoe@example.com").await;
     let code = app.access_code("zoe@example.com");
 
@@ -45,4 +50,42 @@ async fn a_lapsed_reservation_is_settled_before_the_code_is_used_again() {
     // After the lease, the next attempt finds no user, puts it back and goes ahead.
     app.clock.advance(domain::invitation::RESERVATION_LEASE + time::Duration::seconds(1));
     expect_json(app.sign_up("abe@example.com", PASSWORD, &code).await, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn a_reservation_that_lapses_and_expires_does_not_lock_the_email_out() {
+    let app = spawn_app().await;
+    let first = app.operator_invite("bo@example.com").await;
+    let code = app.access_code("bo@example.com");
+    let email = domain::Email::parse("bo@example.com").unwrap();
+    let hash = app.service.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
+    let now = server::clock::Clock::now(&app.clock);
+    app.service.store.reserve(&email, &hash, now).await.unwrap();
+    // The sign-up died and nobody came back before the invitation expired.
+    app.clock.advance(time::Duration::days(8));
+    expect_error(app.sign_up("bo@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invitation_expired")
+        .await;
+    assert_eq!(app.service.store.get(&first.id).await.unwrap().unwrap().status, domain::StoredStatus::Pending);
+    // The operator can invite the address again, and the new code works.
+    app.operator_invite("bo@example.com").await;
+    let new_code = app.access_code("bo@example.com");
+    expect_json(app.sign_up("bo@example.com", PASSWORD, &new_code).await, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn a_burst_of_parallel_wrong_passwords_is_still_limited() {
+    let app = spawn_app_with(|c| c.attempt_limits.per_email = 5).await;
+    app.invited_user("cy@example.com").await;
+    let guesses = (0..20).map(|i| {
+        let app = &app;
+        async move {
+            app.post("/sign_in", serde_json::json!({ "email": "cy@example.com", "password": format!("Wr0ng-{i}!") }))
+                .await
+                .status()
+        }
+    });
+    let statuses = join_all(guesses).await;
+    let answered = statuses.iter().filter(|s| **s == StatusCode::UNAUTHORIZED).count();
+    assert_eq!(answered, 5, "only five guesses were checked: {statuses:?}");
+    assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 15);
 }

@@ -115,15 +115,35 @@ async fn existing_account_is_user_exists_and_the_invitation_survives() {
     let app = spawn_app_with(|c| c.service.policy = domain::SignUpPolicy::Open).await;
     app.operator_invite("erin@example.com").await;
     let code = app.access_code("erin@example.com");
-    // Erin signs up without the code first (open mode), then tries the code.
+    // Erin signs up without the code (open mode) and confirms her address; then tries the code.
     let open = app.post("/sign_up", json!({ "email": "erin@example.com", "password": PASSWORD })).await;
     assert_eq!(expect_json(open, StatusCode::OK).await["userConfirmed"], false);
+    let confirmation = app.confirmation_code("erin@example.com");
+    let confirmed = app.post("/confirm_sign_up", json!({ "email": "erin@example.com", "code": confirmation })).await;
+    expect_json(confirmed, StatusCode::OK).await;
     expect_error(app.sign_up("erin@example.com", PASSWORD, &code).await, StatusCode::CONFLICT, "user_exists").await;
     let again = app.post("/sign_up", json!({ "email": "erin@example.com", "password": PASSWORD })).await;
     expect_error(again, StatusCode::CONFLICT, "user_exists").await;
     // The failed sign-up gave the invitation back.
     let invitation = app.service.latest_for_email(&domain::Email::parse("erin@example.com").unwrap()).await.unwrap();
     assert_eq!(invitation.status, domain::StoredStatus::Pending);
+}
+
+#[tokio::test]
+async fn an_invitation_replaces_an_unconfirmed_account_nobody_proved() {
+    let app = spawn_app_with(|c| c.service.policy = domain::SignUpPolicy::Open).await;
+    // Someone opens an account for Fay's address (open mode) but cannot confirm it.
+    let squat = app.post("/sign_up", json!({ "email": "fay@example.com", "password": "Squatt3r-pass!" })).await;
+    let squat = expect_json(squat, StatusCode::OK).await;
+    // Fay can still be invited, and her code wins.
+    app.operator_invite("fay@example.com").await;
+    let code = app.access_code("fay@example.com");
+    let fay = expect_json(app.sign_up("fay@example.com", PASSWORD, &code).await, StatusCode::OK).await;
+    assert_eq!(fay["userConfirmed"], true);
+    assert_ne!(fay["userSub"], squat["userSub"]);
+    app.sign_in("fay@example.com", PASSWORD).await;
+    let squatter = app.post("/sign_in", json!({ "email": "fay@example.com", "password": "Squatt3r-pass!" })).await;
+    expect_error(squatter, StatusCode::UNAUTHORIZED, "not_authorized").await;
 }
 
 #[tokio::test]

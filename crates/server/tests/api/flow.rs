@@ -77,3 +77,41 @@ async fn health_keys_and_unknown_routes() {
     let missing = app.client.get(format!("{}/nope", app.base)).send().await.unwrap();
     expect_error(missing, StatusCode::NOT_FOUND, "not_found").await;
 }
+
+#[tokio::test]
+async fn errors_from_outside_the_handlers_are_json_too() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let app = spawn_app_with(|c| c.request_timeout = std::time::Duration::from_millis(300)).await;
+    let wrong_method = app.client.get(format!("{}/sign_up", app.base)).send().await.unwrap();
+    assert!(wrong_method.headers().contains_key("allow"));
+    expect_error(wrong_method, StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed").await;
+
+    // A client that promises a body and never sends it is cut off at the timeout.
+    let mut socket = tokio::net::TcpStream::connect(app.base.trim_start_matches("http://")).await.unwrap();
+    socket
+        .write_all(
+            b"POST /sign_up HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{",
+        )
+        .await
+        .unwrap();
+    let mut response = vec![0; 4096];
+    let read =
+        tokio::time::timeout(std::time::Duration::from_secs(5), socket.read(&mut response)).await.unwrap().unwrap();
+    let response = String::from_utf8_lossy(&response[..read]);
+    assert!(response.starts_with("HTTP/1.1 408"), "{response}");
+    assert!(response.contains(r#""code":"timeout""#), "{response}");
+}
+
+#[tokio::test]
+async fn outbox_messages_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let app = spawn_app().await;
+    app.operator_invite("perm@example.com").await;
+    let outbox = app.data_dir.path().join("outbox");
+    assert_eq!(std::fs::metadata(&outbox).unwrap().permissions().mode() & 0o777, 0o700);
+    for message in backend_embedded::outbox_messages(app.data_dir.path()).unwrap() {
+        assert_eq!(std::fs::metadata(&message).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}
