@@ -374,7 +374,7 @@ impl UserPool for LocalUserPool {
             .await
     }
 
-    fn jwks_json(&self) -> Option<String> {
-        Some(self.tokens.jwks_json().to_owned())
+    async fn jwks_json(&self) -> Result<Option<String>, Error> {
+        Ok(Some(self.tokens.jwks_json().to_owned()))
     }
 }

@@ -81,8 +81,8 @@ pub trait UserPool: Send + Sync {
     async fn find_by_email(&self, email: &Email) -> Result<Option<UserRecord>, Error>;
     async fn find_by_sub(&self, sub: &UserSub) -> Result<Option<UserRecord>, Error>;
     async fn list_users(&self) -> Result<Vec<UserRecord>, Error>;
-    /// The public signing keys as a JWKS document, when this pool signs its own tokens.
-    fn jwks_json(&self) -> Option<String>;
+    /// The public keys that verify this pool's tokens, as a JWKS document.
+    async fn jwks_json(&self) -> Result<Option<String>, Error>;
 }
 
 /// One email, as the outbox or SMTP/SES sends it.

@@ -6,7 +6,7 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::error::error_response;
+use crate::error::{ApiError, error_response};
 use crate::startup::AppState;
 
 pub async fn healthz() -> Json<serde_json::Value> {
@@ -14,9 +14,10 @@ pub async fn healthz() -> Json<serde_json::Value> {
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    match state.service.pool.jwks_json() {
-        Some(body) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
-        None => not_found().await,
+    match state.service.pool.jwks_json().await {
+        Ok(Some(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
+        Ok(None) => not_found().await,
+        Err(e) => ApiError(e).into_response(),
     }
 }
 

@@ -1,0 +1,347 @@
+//! The user pool on Cognito, through a confidential app client: every call that
+//! names a user carries a SECRET_HASH. Cognito types stay in here.
+
+use async_trait::async_trait;
+use aws_sdk_cognitoidentityprovider::Client;
+use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, AuthenticationResultType, UserStatusType};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::{
+    AccessClaims, Email, Error, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserPool, UserRecord, UserStatus,
+    UserSub,
+};
+use time::OffsetDateTime;
+
+use crate::jwks::CognitoTokenVerifier;
+use crate::secret_hash::secret_hash;
+use crate::unexpected;
+
+/// Cognito's own throttling survived the SDK's retries: ask the client to come back.
+const THROTTLED_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
+
+pub struct CognitoUserPool {
+    client: Client,
+    user_pool_id: String,
+    client_id: String,
+    client_secret: SecretString,
+    verifier: CognitoTokenVerifier,
+}
+
+/// Our refresh token is `<Cognito username>~<Cognito refresh token>`: refreshing
+/// with a client secret needs the SECRET_HASH of the *username* (the sub, in
+/// email-username pools), which nothing else in the request carries.
+fn pack_refresh_token(username: &str, token: &str) -> SecretString {
+    SecretString::new(format!("{username}~{token}"))
+}
+
+fn unpack_refresh_token(packed: &SecretString) -> Result<(&str, &str), Error> {
+    packed
+        .expose()
+        .split_once('~')
+        .filter(|(user, token)| !user.is_empty() && !token.is_empty())
+        .ok_or(Error::NotAuthorized)
+}
+
+/// The `username` claim of an access token Cognito just handed us (already trusted).
+fn username_of(access_token: &str) -> Result<String, Error> {
+    let payload = access_token.split('.').nth(1).ok_or_else(|| Error::unexpected("access token without payload"))?;
+    let bytes = URL_SAFE_NO_PAD.decode(payload).map_err(|e| unexpected(e, "access token payload"))?;
+    let claims: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| unexpected(e, "access token claims"))?;
+    claims["username"].as_str().map(str::to_owned).ok_or_else(|| Error::unexpected("access token without username"))
+}
+
+fn throttled<E: ProvideErrorMetadata>(error: &SdkError<E>) -> bool {
+    error.as_service_error().and_then(ProvideErrorMetadata::code) == Some("TooManyRequestsException")
+}
+
+fn service_code<E: ProvideErrorMetadata>(error: &SdkError<E>) -> Option<&str> {
+    error.as_service_error().and_then(ProvideErrorMetadata::code)
+}
+
+/// What every operation does with errors it has no specific meaning for.
+fn other<E>(error: SdkError<E>, operation: &str) -> Error
+where
+    E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    if throttled(&error) {
+        tracing::warn!(operation, "Cognito throttled the request after retries");
+        return Error::Unavailable { retry_after: THROTTLED_RETRY_AFTER };
+    }
+    unexpected(error, operation)
+}
+
+fn tokens(result: Option<&AuthenticationResultType>, refresh: Option<SecretString>) -> Result<Tokens, Error> {
+    let result = result.ok_or_else(|| Error::unexpected("Cognito answered without tokens (a challenge?)"))?;
+    let id = result.id_token().ok_or_else(|| Error::unexpected("no id token"))?;
+    let access = result.access_token().ok_or_else(|| Error::unexpected("no access token"))?;
+    Ok(Tokens {
+        id_token: SecretString::new(id.to_owned()),
+        access_token: SecretString::new(access.to_owned()),
+        refresh_token: refresh,
+        expires_in_secs: u64::try_from(result.expires_in()).unwrap_or(3600),
+    })
+}
+
+impl CognitoUserPool {
+    pub fn new(
+        client: Client,
+        user_pool_id: String,
+        client_id: String,
+        client_secret: SecretString,
+        verifier: CognitoTokenVerifier,
+    ) -> Self {
+        Self { client, user_pool_id, client_id, client_secret, verifier }
+    }
+
+    fn hash(&self, username: &str) -> String {
+        secret_hash(username, &self.client_id, self.client_secret.expose())
+    }
+
+    /// AdminGetUser accepts the email (an alias of the username) or the sub.
+    async fn get_user(&self, username: &str) -> Result<Option<UserRecord>, Error> {
+        let output = match self.client.admin_get_user().user_pool_id(&self.user_pool_id).username(username).send().await
+        {
+            Ok(output) => output,
+            Err(e) if service_code(&e) == Some("UserNotFoundException") => return Ok(None),
+            Err(e) => return Err(other(e, "Cognito AdminGetUser")),
+        };
+        let attribute = |name: &str| {
+            output.user_attributes().iter().find(|a| a.name() == name).and_then(|a| a.value()).map(str::to_owned)
+        };
+        let sub = attribute("sub").unwrap_or_else(|| output.username().to_owned());
+        let email = attribute("email").ok_or_else(|| Error::unexpected("Cognito user without email"))?;
+        let created = output.user_create_date().map_or(0, |d| d.secs());
+        Ok(Some(UserRecord {
+            sub: UserSub::new(sub),
+            email: Email::parse(&email).map_err(|_| Error::unexpected("Cognito user with invalid email"))?,
+            status: match output.user_status() {
+                Some(UserStatusType::Confirmed) => UserStatus::Confirmed,
+                _ => UserStatus::Unconfirmed,
+            },
+            email_verified: attribute("email_verified").as_deref() == Some("true"),
+            created_at: OffsetDateTime::from_unix_timestamp(created).unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        }))
+    }
+}
+
+#[async_trait]
+impl UserPool for CognitoUserPool {
+    async fn sign_up(&self, request: SignUpRequest, _now: OffsetDateTime) -> Result<SignUpOutcome, Error> {
+        let email = request.email.as_str();
+        let attribute = AttributeType::builder()
+            .name("email")
+            .value(email)
+            .build()
+            .map_err(|e| unexpected(e, "building the email attribute"))?;
+        // The PreSignUp trigger decides confirmation by looking the email's
+        // reservation up in DynamoDB; nothing about the invitation travels here.
+        let result = self
+            .client
+            .sign_up()
+            .client_id(&self.client_id)
+            .secret_hash(self.hash(email))
+            .username(email)
+            .password(request.password.expose())
+            .user_attributes(attribute)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(SignUpOutcome {
+                sub: UserSub::new(output.user_sub().to_owned()),
+                confirmed: output.user_confirmed(),
+            }),
+            Err(e) => Err(match e.as_service_error() {
+                Some(s) if s.is_username_exists_exception() => Error::UserExists,
+                Some(s) if s.is_invalid_password_exception() => {
+                    Error::InvalidPassword(s.message().unwrap_or("Password does not conform to policy").to_owned())
+                }
+                Some(s) if s.is_user_lambda_validation_exception() => Error::InvalidAccessCode,
+                _ => other(e, "Cognito SignUp"),
+            }),
+        }
+    }
+
+    async fn confirm_sign_up(&self, email: &Email, code: &str, _now: OffsetDateTime) -> Result<(), Error> {
+        let result = self
+            .client
+            .confirm_sign_up()
+            .client_id(&self.client_id)
+            .secret_hash(self.hash(email.as_str()))
+            .username(email.as_str())
+            .confirmation_code(code.trim())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match service_code(&e) {
+                // Wrong, expired, unknown user, already confirmed: one answer.
+                Some(
+                    "CodeMismatchException"
+                    | "ExpiredCodeException"
+                    | "UserNotFoundException"
+                    | "NotAuthorizedException"
+                    | "TooManyFailedAttemptsException",
+                ) => Error::InvalidConfirmationCode,
+                _ => other(e, "Cognito ConfirmSignUp"),
+            }),
+        }
+    }
+
+    async fn resend_confirmation(&self, email: &Email, _now: OffsetDateTime) -> Result<(), Error> {
+        let result = self
+            .client
+            .resend_confirmation_code()
+            .client_id(&self.client_id)
+            .secret_hash(self.hash(email.as_str()))
+            .username(email.as_str())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Unknown or already confirmed: answer as if sent.
+            Err(e) if matches!(service_code(&e), Some("UserNotFoundException" | "InvalidParameterException")) => Ok(()),
+            Err(e) => Err(other(e, "Cognito ResendConfirmationCode")),
+        }
+    }
+
+    async fn sign_in(&self, email: &Email, password: &SecretString, _now: OffsetDateTime) -> Result<Tokens, Error> {
+        let result = self
+            .client
+            .initiate_auth()
+            .client_id(&self.client_id)
+            .auth_flow(AuthFlowType::UserPasswordAuth)
+            .auth_parameters("USERNAME", email.as_str())
+            .auth_parameters("PASSWORD", password.expose())
+            .auth_parameters("SECRET_HASH", self.hash(email.as_str()))
+            .send()
+            .await;
+        let output = match result {
+            Ok(output) => output,
+            Err(e) => {
+                return Err(match service_code(&e) {
+                    Some("NotAuthorizedException" | "UserNotFoundException" | "PasswordResetRequiredException") => {
+                        Error::NotAuthorized
+                    }
+                    Some("UserNotConfirmedException") => Error::UserNotConfirmed,
+                    _ => other(e, "Cognito InitiateAuth"),
+                });
+            }
+        };
+        let result = output.authentication_result();
+        let access = result.and_then(|r| r.access_token()).ok_or_else(|| Error::unexpected("no access token"))?;
+        let refresh = result.and_then(|r| r.refresh_token()).ok_or_else(|| Error::unexpected("no refresh token"))?;
+        let packed = pack_refresh_token(&username_of(access)?, refresh);
+        tokens(result, Some(packed))
+    }
+
+    async fn refresh(&self, refresh_token: &SecretString, _now: OffsetDateTime) -> Result<Tokens, Error> {
+        let (username, token) = unpack_refresh_token(refresh_token)?;
+        let result = self
+            .client
+            .initiate_auth()
+            .client_id(&self.client_id)
+            .auth_flow(AuthFlowType::RefreshTokenAuth)
+            .auth_parameters("REFRESH_TOKEN", token)
+            .auth_parameters("SECRET_HASH", self.hash(username))
+            .send()
+            .await;
+        match result {
+            Ok(output) => tokens(output.authentication_result(), None),
+            Err(e) if matches!(service_code(&e), Some("NotAuthorizedException" | "UserNotFoundException")) => {
+                Err(Error::NotAuthorized)
+            }
+            Err(e) => Err(other(e, "Cognito InitiateAuth (refresh)")),
+        }
+    }
+
+    async fn sign_out(&self, refresh_token: &SecretString, _now: OffsetDateTime) -> Result<(), Error> {
+        let Ok((_, token)) = unpack_refresh_token(refresh_token) else { return Ok(()) };
+        let result = self
+            .client
+            .revoke_token()
+            .client_id(&self.client_id)
+            .client_secret(self.client_secret.expose())
+            .token(token)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Not a token we issued: nothing to revoke.
+            Err(e)
+                if matches!(service_code(&e), Some("UnsupportedTokenTypeException" | "InvalidParameterException")) =>
+            {
+                Ok(())
+            }
+            Err(e) => Err(other(e, "Cognito RevokeToken")),
+        }
+    }
+
+    async fn verify_access_token(&self, token: &SecretString, now: OffsetDateTime) -> Result<AccessClaims, Error> {
+        self.verifier.verify_access(token, now).await
+    }
+
+    async fn find_by_email(&self, email: &Email) -> Result<Option<UserRecord>, Error> {
+        self.get_user(email.as_str()).await
+    }
+
+    async fn find_by_sub(&self, sub: &UserSub) -> Result<Option<UserRecord>, Error> {
+        self.get_user(sub.as_str()).await
+    }
+
+    async fn list_users(&self) -> Result<Vec<UserRecord>, Error> {
+        let mut users = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_users()
+                .user_pool_id(&self.user_pool_id)
+                .set_pagination_token(token.take())
+                .send()
+                .await
+                .map_err(|e| other(e, "Cognito ListUsers"))?;
+            for user in page.users() {
+                let attribute = |name: &str| {
+                    user.attributes().iter().find(|a| a.name() == name).and_then(|a| a.value()).map(str::to_owned)
+                };
+                let (Some(sub), Some(email)) = (attribute("sub"), attribute("email")) else { continue };
+                let Ok(email) = Email::parse(&email) else { continue };
+                users.push(UserRecord {
+                    sub: UserSub::new(sub),
+                    email,
+                    status: match user.user_status() {
+                        Some(UserStatusType::Confirmed) => UserStatus::Confirmed,
+                        _ => UserStatus::Unconfirmed,
+                    },
+                    email_verified: attribute("email_verified").as_deref() == Some("true"),
+                    created_at: OffsetDateTime::from_unix_timestamp(user.user_create_date().map_or(0, |d| d.secs()))
+                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+                });
+            }
+            match page.pagination_token() {
+                Some(next) => token = Some(next.to_owned()),
+                None => break,
+            }
+        }
+        users.sort_by_key(|u| u.created_at);
+        Ok(users)
+    }
+
+    async fn jwks_json(&self) -> Result<Option<String>, Error> {
+        self.verifier.jwks_document().await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refresh_tokens_carry_the_username_needed_for_the_secret_hash() {
+        let packed = pack_refresh_token("0f7c-sub", "eyJ.a.b~c");
+        assert_eq!(unpack_refresh_token(&packed).ok(), Some(("0f7c-sub", "eyJ.a.b~c")));
+        assert!(unpack_refresh_token(&SecretString::new("no-separator".into())).is_err());
+        assert!(unpack_refresh_token(&SecretString::new("~token".into())).is_err());
+    }
+}

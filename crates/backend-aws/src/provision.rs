@@ -1,0 +1,228 @@
+//! Creating, against the SDK's endpoint (an emulator, or a scratch account),
+//! everything the AWS backend runs on, configured as the original write-up
+//! set it up. For tests and development; production uses `deploy/`.
+//!
+//! Order matters: the table, then the trigger's role and function, then the
+//! pool with the trigger attached, the invoke permission, the confidential
+//! client and the sender identity.
+
+use anyhow::Context;
+use aws_config::SdkConfig;
+use aws_sdk_cognitoidentityprovider::types::{
+    AccountRecoverySettingType, AdminCreateUserConfigType, ExplicitAuthFlowsType, LambdaConfigType, PasswordPolicyType,
+    PreventUserExistenceErrorTypes, RecoveryOptionNameType, RecoveryOptionType, UserPoolMfaType, UserPoolPolicyType,
+    UsernameAttributeType, VerifiedAttributeType,
+};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
+};
+use aws_sdk_lambda::primitives::Blob;
+use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
+use domain::{SecretString, SignUpPolicy};
+
+use crate::{BY_EMAIL_INDEX, BY_INVITER_INDEX};
+
+/// The pool's password policy: Cognito's default, which the domain's policy mirrors.
+pub const PASSWORD_MIN_LENGTH: i32 = 8;
+pub const TEMPORARY_PASSWORD_DAYS: i32 = 7;
+/// The DynamoDB attribute DynamoDB's TTL reads.
+pub const TTL_ATTRIBUTE: &str = "ttl";
+pub const TRIGGER_TIMEOUT_SECS: i32 = 10;
+
+pub struct ProvisionRequest<'a> {
+    /// Prefix for every resource name.
+    pub name: &'a str,
+    pub policy: SignUpPolicy,
+    pub mail_from: &'a str,
+    /// A `provided.al2023` zip whose `bootstrap` is the `lambda-presignup` binary.
+    pub lambda_zip: Vec<u8>,
+}
+
+#[derive(Debug, Clone)]
+pub struct Provisioned {
+    pub user_pool_id: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+    pub table: String,
+    pub function_name: String,
+}
+
+fn ctx<T, E: std::error::Error + Send + Sync + 'static>(r: Result<T, E>, what: &str) -> anyhow::Result<T> {
+    r.map_err(anyhow::Error::new).with_context(|| what.to_owned())
+}
+
+pub async fn create_table(sdk: &SdkConfig, table: &str) -> anyhow::Result<String> {
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
+    let attribute = |name: &str, kind| AttributeDefinition::builder().attribute_name(name).attribute_type(kind).build();
+    let key = |name: &str, kind| KeySchemaElement::builder().attribute_name(name).key_type(kind).build();
+    let index = |name: &str, hash: &str, range: &str| -> anyhow::Result<GlobalSecondaryIndex> {
+        ctx(
+            GlobalSecondaryIndex::builder()
+                .index_name(name)
+                .key_schema(key(hash, KeyType::Hash)?)
+                .key_schema(key(range, KeyType::Range)?)
+                .projection(Projection::builder().projection_type(ProjectionType::All).build())
+                .build(),
+            "index definition",
+        )
+    };
+    let created = dynamo
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .attribute_definitions(ctx(attribute("pk", ScalarAttributeType::S), "attribute")?)
+        .attribute_definitions(ctx(attribute("sk", ScalarAttributeType::S), "attribute")?)
+        .attribute_definitions(ctx(attribute("gsi1pk", ScalarAttributeType::S), "attribute")?)
+        .attribute_definitions(ctx(attribute("gsi1sk", ScalarAttributeType::N), "attribute")?)
+        .attribute_definitions(ctx(attribute("gsi2pk", ScalarAttributeType::S), "attribute")?)
+        .attribute_definitions(ctx(attribute("gsi2sk", ScalarAttributeType::N), "attribute")?)
+        .key_schema(ctx(key("pk", KeyType::Hash), "key")?)
+        .key_schema(ctx(key("sk", KeyType::Range), "key")?)
+        .global_secondary_indexes(index(BY_EMAIL_INDEX, "gsi1pk", "gsi1sk")?)
+        .global_secondary_indexes(index(BY_INVITER_INDEX, "gsi2pk", "gsi2sk")?)
+        .send()
+        .await;
+    let arn =
+        ctx(created, "CreateTable")?.table_description.and_then(|d| d.table_arn).context("CreateTable gave no ARN")?;
+    let ttl = TimeToLiveSpecification::builder().attribute_name(TTL_ATTRIBUTE).enabled(true).build();
+    ctx(
+        dynamo.update_time_to_live().table_name(table).time_to_live_specification(ctx(ttl, "ttl")?).send().await,
+        "UpdateTimeToLive",
+    )?;
+    Ok(arn)
+}
+
+/// The trigger's role may read the invitation table and write its logs; nothing else.
+pub fn trigger_policy(table_arn: &str) -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [
+            { "Effect": "Allow", "Action": ["dynamodb:GetItem"], "Resource": table_arn },
+            { "Effect": "Allow", "Action": ["logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents"], "Resource": "*" }
+        ]
+    })
+    .to_string()
+}
+
+pub async fn provision(sdk: &SdkConfig, request: ProvisionRequest<'_>) -> anyhow::Result<Provisioned> {
+    let name = request.name;
+    let table = format!("{name}-invitations");
+    let table_arn = create_table(sdk, &table).await?;
+
+    let iam = aws_sdk_iam::Client::new(sdk);
+    let role_name = format!("{name}-presignup");
+    let trust = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Principal": { "Service": "lambda.amazonaws.com" }, "Action": "sts:AssumeRole" }]
+    });
+    let role = ctx(
+        iam.create_role().role_name(&role_name).assume_role_policy_document(trust.to_string()).send().await,
+        "CreateRole",
+    )?;
+    let role_arn = role.role.map(|r| r.arn).context("CreateRole gave no ARN")?;
+    ctx(
+        iam.put_role_policy()
+            .role_name(&role_name)
+            .policy_name("read-invitations")
+            .policy_document(trigger_policy(&table_arn))
+            .send()
+            .await,
+        "PutRolePolicy",
+    )?;
+
+    let lambda = aws_sdk_lambda::Client::new(sdk);
+    let function_name = format!("{name}-presignup");
+    let environment = Environment::builder()
+        .variables("INVITEGATE_TABLE", &table)
+        .variables("INVITEGATE_POLICY", request.policy.as_str())
+        .build();
+    let function = lambda
+        .create_function()
+        .function_name(&function_name)
+        .runtime(Runtime::Providedal2023)
+        .handler("bootstrap")
+        .role(role_arn)
+        .timeout(TRIGGER_TIMEOUT_SECS)
+        .environment(environment)
+        .code(FunctionCode::builder().zip_file(Blob::new(request.lambda_zip)).build())
+        .send()
+        .await;
+    let function_arn = ctx(function, "CreateFunction")?.function_arn.context("CreateFunction gave no ARN")?;
+
+    let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
+    let password_policy = PasswordPolicyType::builder()
+        .minimum_length(PASSWORD_MIN_LENGTH)
+        .require_uppercase(true)
+        .require_lowercase(true)
+        .require_numbers(true)
+        .require_symbols(true)
+        .temporary_password_validity_days(TEMPORARY_PASSWORD_DAYS)
+        .build();
+    let recovery = AccountRecoverySettingType::builder()
+        .recovery_mechanisms(ctx(
+            RecoveryOptionType::builder().name(RecoveryOptionNameType::VerifiedEmail).priority(1).build(),
+            "recovery",
+        )?)
+        .build();
+    let pool = cognito
+        .create_user_pool()
+        .pool_name(format!("{name}-users"))
+        .username_attributes(UsernameAttributeType::Email)
+        .auto_verified_attributes(VerifiedAttributeType::Email)
+        .policies(UserPoolPolicyType::builder().password_policy(password_policy).build())
+        .mfa_configuration(UserPoolMfaType::Off)
+        .account_recovery_setting(recovery)
+        .admin_create_user_config(AdminCreateUserConfigType::builder().allow_admin_create_user_only(false).build())
+        .lambda_config(LambdaConfigType::builder().pre_sign_up(&function_arn).build())
+        .send()
+        .await;
+    let pool = ctx(pool, "CreateUserPool")?.user_pool.context("CreateUserPool gave no pool")?;
+    let user_pool_id = pool.id.context("pool without id")?;
+    let pool_arn = pool.arn.context("pool without ARN")?;
+    ctx(
+        lambda
+            .add_permission()
+            .function_name(&function_name)
+            .statement_id("cognito-presignup")
+            .action("lambda:InvokeFunction")
+            .principal("cognito-idp.amazonaws.com")
+            .source_arn(pool_arn)
+            .send()
+            .await,
+        "AddPermission",
+    )?;
+
+    let client = cognito
+        .create_user_pool_client()
+        .user_pool_id(&user_pool_id)
+        .client_name(format!("{name}-server"))
+        .generate_secret(true)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowUserPasswordAuth)
+        .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
+        .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
+        .enable_token_revocation(true)
+        .send()
+        .await;
+    let client = ctx(client, "CreateUserPoolClient")?.user_pool_client.context("no client")?;
+
+    verify_sender(sdk, request.mail_from).await?;
+    Ok(Provisioned {
+        user_pool_id,
+        client_id: client.client_id.context("client without id")?,
+        client_secret: SecretString::new(client.client_secret.context("client without secret")?),
+        table,
+        function_name,
+    })
+}
+
+/// SES only sends from verified identities; emulators verify at once.
+pub async fn verify_sender(sdk: &SdkConfig, mail_from: &str) -> anyhow::Result<()> {
+    let address = mail_from.rsplit_once('<').map_or(mail_from, |(_, a)| a.trim_end_matches('>')).trim();
+    let ses = aws_sdk_sesv2::Client::new(sdk);
+    match ses.create_email_identity().email_identity(address).send().await {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => Ok(()),
+        Err(e) => Err(anyhow::Error::new(e).context("CreateEmailIdentity")),
+    }
+}

@@ -1,0 +1,31 @@
+//! A thin `main`: configuration and SDK clients built once, then the runtime loop.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use domain::SignUpPolicy;
+use lambda_runtime::{LambdaEvent, service_fn};
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    tracing_subscriber::fmt().with_ansi(false).without_time().with_target(false).init();
+    let table = std::env::var("INVITEGATE_TABLE").context("INVITEGATE_TABLE must name the invitation table")?;
+    let policy = match std::env::var("INVITEGATE_POLICY") {
+        Ok(raw) => SignUpPolicy::parse(&raw)
+            .with_context(|| format!("INVITEGATE_POLICY {raw:?}: expected invite_only or open"))?,
+        Err(_) => SignUpPolicy::InviteOnly,
+    };
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let dynamo = aws_sdk_dynamodb::Client::new(&sdk);
+    let table: Arc<str> = table.into();
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<_>| {
+        let (dynamo, table) = (dynamo.clone(), Arc::clone(&table));
+        async move {
+            lambda_presignup::handle(event.payload, policy, |email| async move {
+                backend_aws::invitation_reserved_for(&dynamo, &table, &email, time::OffsetDateTime::now_utc()).await
+            })
+            .await
+        }
+    }))
+    .await
+}
