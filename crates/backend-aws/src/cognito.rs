@@ -84,6 +84,41 @@ fn tokens(result: Option<&AuthenticationResultType>, refresh: Option<SecretStrin
 }
 
 impl CognitoUserPool {
+    async fn cognito_sign_up(&self, request: &SignUpRequest) -> Result<SignUpOutcome, Error> {
+        let email = request.email.as_str();
+        let attribute = AttributeType::builder()
+            .name("email")
+            .value(email)
+            .build()
+            .map_err(|e| unexpected(e, "building the email attribute"))?;
+        // The PreSignUp trigger decides confirmation by looking the email's
+        // reservation up in DynamoDB; nothing about the invitation travels here.
+        let result = self
+            .client
+            .sign_up()
+            .client_id(&self.client_id)
+            .secret_hash(self.hash(email))
+            .username(email)
+            .password(request.password.expose())
+            .user_attributes(attribute)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(SignUpOutcome {
+                sub: UserSub::new(output.user_sub().to_owned()),
+                confirmed: output.user_confirmed(),
+            }),
+            Err(e) => Err(match e.as_service_error() {
+                Some(s) if s.is_username_exists_exception() => Error::UserExists,
+                Some(s) if s.is_invalid_password_exception() => {
+                    Error::InvalidPassword(s.message().unwrap_or("Password does not conform to policy").to_owned())
+                }
+                Some(s) if s.is_user_lambda_validation_exception() => Error::InvalidAccessCode,
+                _ => other(e, "Cognito SignUp"),
+            }),
+        }
+    }
+
     pub fn new(
         client: Client,
         user_pool_id: String,
@@ -128,37 +163,27 @@ impl CognitoUserPool {
 #[async_trait]
 impl UserPool for CognitoUserPool {
     async fn sign_up(&self, request: SignUpRequest, _now: OffsetDateTime) -> Result<SignUpOutcome, Error> {
-        let email = request.email.as_str();
-        let attribute = AttributeType::builder()
-            .name("email")
-            .value(email)
-            .build()
-            .map_err(|e| unexpected(e, "building the email attribute"))?;
-        // The PreSignUp trigger decides confirmation by looking the email's
-        // reservation up in DynamoDB; nothing about the invitation travels here.
-        let result = self
-            .client
-            .sign_up()
-            .client_id(&self.client_id)
-            .secret_hash(self.hash(email))
-            .username(email)
-            .password(request.password.expose())
-            .user_attributes(attribute)
-            .send()
-            .await;
-        match result {
-            Ok(output) => Ok(SignUpOutcome {
-                sub: UserSub::new(output.user_sub().to_owned()),
-                confirmed: output.user_confirmed(),
-            }),
-            Err(e) => Err(match e.as_service_error() {
-                Some(s) if s.is_username_exists_exception() => Error::UserExists,
-                Some(s) if s.is_invalid_password_exception() => {
-                    Error::InvalidPassword(s.message().unwrap_or("Password does not conform to policy").to_owned())
+        match self.cognito_sign_up(&request).await {
+            // An invitation proves the address; an unconfirmed account someone opened
+            // for it (open mode) proved nothing and gives way, as on the embedded pool.
+            Err(Error::UserExists) if request.reservation.is_some() => {
+                let Some(existing) = self.get_user(request.email.as_str()).await? else {
+                    return Err(Error::UserExists);
+                };
+                if existing.status != UserStatus::Unconfirmed {
+                    return Err(Error::UserExists);
                 }
-                Some(s) if s.is_user_lambda_validation_exception() => Error::InvalidAccessCode,
-                _ => other(e, "Cognito SignUp"),
-            }),
+                self.client
+                    .admin_delete_user()
+                    .user_pool_id(&self.user_pool_id)
+                    .username(existing.sub.as_str())
+                    .send()
+                    .await
+                    .map_err(|e| other(e, "Cognito AdminDeleteUser (unconfirmed squatter)"))?;
+                tracing::info!(replaced = %existing.sub, "an invited sign-up replaced an unconfirmed account");
+                self.cognito_sign_up(&request).await
+            }
+            result => result,
         }
     }
 
@@ -277,8 +302,8 @@ impl UserPool for CognitoUserPool {
         }
     }
 
-    async fn verify_access_token(&self, token: &SecretString, now: OffsetDateTime) -> Result<AccessClaims, Error> {
-        self.verifier.verify_access(token, now).await
+    async fn verify_access_token(&self, token: &SecretString, _now: OffsetDateTime) -> Result<AccessClaims, Error> {
+        self.verifier.verify_access(token).await
     }
 
     async fn find_by_email(&self, email: &Email) -> Result<Option<UserRecord>, Error> {

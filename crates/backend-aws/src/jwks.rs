@@ -81,8 +81,11 @@ impl CognitoTokenVerifier {
         Ok(cache.document.clone())
     }
 
-    /// Checks signature, issuer, expiry (against `now`), `token_use` and `client_id`.
-    pub async fn verify_access(&self, token: &SecretString, now: OffsetDateTime) -> Result<AccessClaims, Error> {
+    /// Checks signature, issuer, expiry, `token_use` and `client_id`. Expiry is
+    /// checked against the wall clock, not the service's: Cognito stamps `exp`
+    /// with its own (real) time, and the two must be compared on one clock.
+    pub async fn verify_access(&self, token: &SecretString) -> Result<AccessClaims, Error> {
+        let now = OffsetDateTime::now_utc();
         let header = jsonwebtoken::decode_header(token.expose()).map_err(|_| Error::InvalidToken)?;
         let kid = header.kid.ok_or(Error::InvalidToken)?;
         let key = {
@@ -94,7 +97,7 @@ impl CognitoTokenVerifier {
         };
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.issuer]);
-        validation.validate_exp = false; // checked below against the injected clock
+        validation.validate_exp = false; // checked below, without leeway
         validation.validate_aud = false; // access tokens carry client_id, not aud
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
         let claims = jsonwebtoken::decode::<CognitoAccessClaims>(token.expose(), &key, &validation)

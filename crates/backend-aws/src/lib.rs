@@ -11,7 +11,8 @@ mod ses;
 use std::sync::Arc;
 
 use anyhow::Context;
-use domain::{Error, InvitationStore, Mailer, SecretString, UserPool};
+use base64::Engine;
+use domain::{CodeHasher, Error, InvitationStore, Mailer, SecretString, UserPool};
 
 pub use cognito::CognitoUserPool;
 pub use dynamo::{BY_EMAIL_INDEX, BY_INVITER_INDEX, DynamoInvitationStore, invitation_reserved_for};
@@ -32,6 +33,10 @@ pub struct AwsConfig {
     pub client_secret: SecretString,
     pub table: String,
     pub mail_from: String,
+    /// 32 bytes, base64: the key access codes are hashed under. Every instance
+    /// of the service must share it, so it comes from the environment (a
+    /// secret store), not from a file on one machine.
+    pub code_key: SecretString,
     /// Defaults to `https://cognito-idp.<region>.amazonaws.com/<pool>`.
     pub issuer: Option<String>,
     /// Defaults to `<issuer>/.well-known/jwks.json`, or under `AWS_ENDPOINT_URL` for an emulator.
@@ -43,6 +48,7 @@ pub const ENV_CLIENT: &str = "AWS_COGNITO_APP_CLIENT_ID";
 pub const ENV_SECRET: &str = "AWS_COGNITO_APP_CLIENT_SECRET";
 pub const ENV_TABLE: &str = "INVITEGATE_TABLE";
 pub const ENV_MAIL_FROM: &str = "INVITEGATE_MAIL_FROM";
+pub const ENV_CODE_KEY: &str = "INVITEGATE_CODE_KEY";
 pub const ENV_ISSUER: &str = "INVITEGATE_COGNITO_ISSUER";
 pub const ENV_JWKS_URL: &str = "INVITEGATE_COGNITO_JWKS_URL";
 
@@ -61,6 +67,7 @@ impl AwsConfig {
             client_secret: SecretString::new(required(ENV_SECRET)?),
             table: required(ENV_TABLE)?,
             mail_from: required(ENV_MAIL_FROM)?,
+            code_key: SecretString::new(required(ENV_CODE_KEY)?),
             issuer: std::env::var(ENV_ISSUER).ok().filter(|v| !v.is_empty()),
             jwks_url: std::env::var(ENV_JWKS_URL).ok().filter(|v| !v.is_empty()),
         })
@@ -71,6 +78,22 @@ pub struct AwsBackend {
     pub store: Arc<dyn InvitationStore>,
     pub pool: Arc<dyn UserPool>,
     pub mailer: Arc<dyn Mailer>,
+    pub code_hasher: CodeHasher,
+}
+
+/// A new random code key, base64, for `INVITEGATE_CODE_KEY`.
+pub fn generate_code_key() -> String {
+    let mut bytes = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn parse_code_key(key: &SecretString) -> anyhow::Result<CodeHasher> {
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(key.expose().trim())
+        .map_err(|_| anyhow::anyhow!("{ENV_CODE_KEY} must be base64"))?;
+    let key: [u8; 32] = bytes.try_into().map_err(|_| anyhow::anyhow!("{ENV_CODE_KEY} must hold exactly 32 bytes"))?;
+    Ok(CodeHasher::new(key))
 }
 
 /// Loads the standard SDK configuration chain (region, credentials, `AWS_ENDPOINT_URL`).
@@ -101,5 +124,6 @@ pub fn open(config: &AwsConfig, sdk: &aws_config::SdkConfig) -> anyhow::Result<A
         store: Arc::new(DynamoInvitationStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone())),
         pool: Arc::new(pool),
         mailer: Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.mail_from.clone())),
+        code_hasher: parse_code_key(&config.code_key)?,
     })
 }

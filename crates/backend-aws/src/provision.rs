@@ -109,47 +109,80 @@ pub async fn provision(sdk: &SdkConfig, request: ProvisionRequest<'_>) -> anyhow
     let name = request.name;
     let table = format!("{name}-invitations");
     let table_arn = create_table(sdk, &table).await?;
+    let function_name = format!("{name}-presignup");
+    let function_arn =
+        create_trigger(sdk, &function_name, &table, &table_arn, request.policy, request.lambda_zip).await?;
+    let pool = create_pool(sdk, name, &function_name, &function_arn).await?;
+    verify_sender(sdk, request.mail_from).await?;
+    Ok(Provisioned {
+        user_pool_id: pool.user_pool_id,
+        client_id: pool.client_id,
+        client_secret: pool.client_secret,
+        table,
+        function_name,
+    })
+}
 
+/// The PreSignUp function and its least-privilege role (named like the function).
+pub async fn create_trigger(
+    sdk: &SdkConfig,
+    function_name: &str,
+    table: &str,
+    table_arn: &str,
+    policy: SignUpPolicy,
+    lambda_zip: Vec<u8>,
+) -> anyhow::Result<String> {
     let iam = aws_sdk_iam::Client::new(sdk);
-    let role_name = format!("{name}-presignup");
     let trust = serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{ "Effect": "Allow", "Principal": { "Service": "lambda.amazonaws.com" }, "Action": "sts:AssumeRole" }]
     });
     let role = ctx(
-        iam.create_role().role_name(&role_name).assume_role_policy_document(trust.to_string()).send().await,
+        iam.create_role().role_name(function_name).assume_role_policy_document(trust.to_string()).send().await,
         "CreateRole",
     )?;
     let role_arn = role.role.map(|r| r.arn).context("CreateRole gave no ARN")?;
     ctx(
         iam.put_role_policy()
-            .role_name(&role_name)
+            .role_name(function_name)
             .policy_name("read-invitations")
-            .policy_document(trigger_policy(&table_arn))
+            .policy_document(trigger_policy(table_arn))
             .send()
             .await,
         "PutRolePolicy",
     )?;
-
     let lambda = aws_sdk_lambda::Client::new(sdk);
-    let function_name = format!("{name}-presignup");
     let environment = Environment::builder()
-        .variables("INVITEGATE_TABLE", &table)
-        .variables("INVITEGATE_POLICY", request.policy.as_str())
+        .variables("INVITEGATE_TABLE", table)
+        .variables("INVITEGATE_POLICY", policy.as_str())
         .build();
     let function = lambda
         .create_function()
-        .function_name(&function_name)
+        .function_name(function_name)
         .runtime(Runtime::Providedal2023)
         .handler("bootstrap")
         .role(role_arn)
         .timeout(TRIGGER_TIMEOUT_SECS)
         .environment(environment)
-        .code(FunctionCode::builder().zip_file(Blob::new(request.lambda_zip)).build())
+        .code(FunctionCode::builder().zip_file(Blob::new(lambda_zip)).build())
         .send()
         .await;
-    let function_arn = ctx(function, "CreateFunction")?.function_arn.context("CreateFunction gave no ARN")?;
+    ctx(function, "CreateFunction")?.function_arn.context("CreateFunction gave no ARN")
+}
 
+pub struct PoolIds {
+    pub user_pool_id: String,
+    pub client_id: String,
+    pub client_secret: SecretString,
+}
+
+/// The user pool as the write-up configured it, with the trigger attached, and its confidential client.
+pub async fn create_pool(
+    sdk: &SdkConfig,
+    name: &str,
+    function_name: &str,
+    function_arn: &str,
+) -> anyhow::Result<PoolIds> {
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
     let password_policy = PasswordPolicyType::builder()
         .minimum_length(PASSWORD_MIN_LENGTH)
@@ -174,17 +207,18 @@ pub async fn provision(sdk: &SdkConfig, request: ProvisionRequest<'_>) -> anyhow
         .mfa_configuration(UserPoolMfaType::Off)
         .account_recovery_setting(recovery)
         .admin_create_user_config(AdminCreateUserConfigType::builder().allow_admin_create_user_only(false).build())
-        .lambda_config(LambdaConfigType::builder().pre_sign_up(&function_arn).build())
+        .lambda_config(LambdaConfigType::builder().pre_sign_up(function_arn).build())
         .send()
         .await;
     let pool = ctx(pool, "CreateUserPool")?.user_pool.context("CreateUserPool gave no pool")?;
     let user_pool_id = pool.id.context("pool without id")?;
     let pool_arn = pool.arn.context("pool without ARN")?;
+    let lambda = aws_sdk_lambda::Client::new(sdk);
     ctx(
         lambda
             .add_permission()
-            .function_name(&function_name)
-            .statement_id("cognito-presignup")
+            .function_name(function_name)
+            .statement_id(format!("cognito-{user_pool_id}"))
             .action("lambda:InvokeFunction")
             .principal("cognito-idp.amazonaws.com")
             .source_arn(pool_arn)
@@ -192,7 +226,6 @@ pub async fn provision(sdk: &SdkConfig, request: ProvisionRequest<'_>) -> anyhow
             .await,
         "AddPermission",
     )?;
-
     let client = cognito
         .create_user_pool_client()
         .user_pool_id(&user_pool_id)
@@ -205,14 +238,10 @@ pub async fn provision(sdk: &SdkConfig, request: ProvisionRequest<'_>) -> anyhow
         .send()
         .await;
     let client = ctx(client, "CreateUserPoolClient")?.user_pool_client.context("no client")?;
-
-    verify_sender(sdk, request.mail_from).await?;
-    Ok(Provisioned {
+    Ok(PoolIds {
         user_pool_id,
         client_id: client.client_id.context("client without id")?,
         client_secret: SecretString::new(client.client_secret.context("client without secret")?),
-        table,
-        function_name,
     })
 }
 

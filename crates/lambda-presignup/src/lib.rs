@@ -35,7 +35,7 @@ pub async fn handle<F, Fut>(
     mut event: CognitoEventUserPoolsPreSignup,
     policy: SignUpPolicy,
     reserved: F,
-) -> Result<CognitoEventUserPoolsPreSignup, Box<dyn std::error::Error + Send + Sync>>
+) -> Result<CognitoEventUserPoolsPreSignup, Rejected>
 where
     F: FnOnce(Email) -> Fut,
     Fut: Future<Output = Result<bool, Error>>,
@@ -48,8 +48,7 @@ where
         (Some(email), Trigger::SignUp) => reserved(email.clone()).await.map_err(|e| {
             // Logged with its chain; Cognito only learns that the trigger failed.
             tracing::error!(error = ?e, "could not look the invitation up");
-            Box::new(Rejected("Sign-up is unavailable right now; try again"))
-                as Box<dyn std::error::Error + Send + Sync>
+            Rejected("Sign-up is unavailable right now; try again")
         })?,
         _ => false,
     };
@@ -73,7 +72,7 @@ where
             event.response.auto_verify_email = false;
             event.response.auto_verify_phone = false;
         }
-        PreSignUpDecision::Reject { message } => return Err(Box::new(Rejected(message))),
+        PreSignUpDecision::Reject { message } => return Err(Rejected(message)),
     }
     Ok(event)
 }

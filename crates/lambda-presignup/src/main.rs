@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use domain::SignUpPolicy;
-use lambda_runtime::{LambdaEvent, service_fn};
+use lambda_runtime::{Diagnostic, LambdaEvent, service_fn};
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_runtime::Error> {
@@ -25,6 +25,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
                 backend_aws::invitation_reserved_for(&dynamo, &table, &email, time::OffsetDateTime::now_utc()).await
             })
             .await
+            // Cognito relays the message to the caller as UserLambdaValidationException.
+            .map_err(|rejected| Diagnostic { error_type: "SignUpRejected".into(), error_message: rejected.to_string() })
         }
     }))
     .await

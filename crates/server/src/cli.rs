@@ -9,14 +9,19 @@ use domain::{Email, Inviter, PasswordPolicy};
 use time::format_description::well_known::Rfc3339;
 
 use crate::clock::SystemClock;
-use crate::config::{Cli, Command, CommonArgs, InviteCommand, ServeArgs, UsersCommand};
+use crate::config::{AwsCommand, BackendKind, Cli, Command, CommonArgs, InviteCommand, ServeArgs, UsersCommand};
 use crate::limits::AttemptLimits;
 use crate::startup::{
-    AppConfig, Application, ServiceSettingsInput, build_service, default_public_url, shutdown_signal,
+    AppConfig, Application, Backend, ServiceSettingsInput, build_service, default_public_url, shutdown_signal,
 };
 
-pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> AppConfig {
-    AppConfig {
+pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Result<AppConfig> {
+    let backend = match common.backend {
+        BackendKind::Embedded => Backend::Embedded,
+        BackendKind::Aws => Backend::Aws(backend_aws::AwsConfig::from_env()?),
+    };
+    Ok(AppConfig {
+        backend,
         data_dir: common.data_dir.clone(),
         listen: common.listen,
         public_url: common.public_url.clone(),
@@ -33,7 +38,7 @@ pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> AppConfig {
         cors_origins: serve.map(|s| s.cors_origins.clone()).unwrap_or_default(),
         request_timeout: Duration::from_secs(serve.map_or(30, |s| s.request_timeout_secs)),
         max_body_bytes: serve.map_or(16 * 1024, |s| s.max_body_bytes),
-    }
+    })
 }
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
@@ -42,12 +47,15 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Invite(command) => run_invite(&cli.common, command, &mut std::io::stdout()).await,
         Command::Users(UsersCommand::List) => run_users(&cli.common, &mut std::io::stdout()).await,
         Command::Outbox { count } => run_outbox(&cli.common, *count, &mut std::io::stdout()),
+        Command::Aws(AwsCommand::Provision { name, lambda_zip }) => {
+            run_provision(&cli.common, name, lambda_zip, &mut std::io::stdout()).await
+        }
     }
 }
 
 async fn run_serve(common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<()> {
-    let fresh = backend_embedded::is_fresh(&common.data_dir);
-    let app = Application::build(app_config(common, Some(serve)), Arc::new(SystemClock)).await?;
+    let fresh = common.backend == BackendKind::Embedded && backend_embedded::is_fresh(&common.data_dir);
+    let app = Application::build(app_config(common, Some(serve))?, Arc::new(SystemClock)).await?;
     tracing::info!(address = %app.address(), data_dir = %common.data_dir.display(), policy = common.policy.as_str(), "invitegate is listening");
     let nobody_yet =
         app.service().pool.list_users().await?.is_empty() && app.service().store.list(None).await?.is_empty();
@@ -62,10 +70,42 @@ async fn run_serve(common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<()>
     app.run_until(shutdown_signal()).await
 }
 
-fn operator_service(common: &CommonArgs) -> anyhow::Result<crate::service::Invitegate> {
-    let config = app_config(common, None);
+async fn operator_service(common: &CommonArgs) -> anyhow::Result<crate::service::Invitegate> {
+    let config = app_config(common, None)?;
     let public_url = common.public_url.clone().unwrap_or_else(|| default_public_url(common.listen));
-    build_service(&config, public_url, Arc::new(SystemClock))
+    build_service(&config, public_url, Arc::new(SystemClock)).await
+}
+
+/// Prints `export` lines for the provisioned resources (the secret included: this is for
+/// emulators and scratch accounts; keep the output away from shared logs).
+pub async fn run_provision(
+    common: &CommonArgs,
+    name: &str,
+    lambda_zip: &std::path::Path,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let zip = std::fs::read(lambda_zip).with_context(|| format!("reading {}", lambda_zip.display()))?;
+    let sdk = backend_aws::sdk_config().await;
+    let mail_from =
+        std::env::var(backend_aws::ENV_MAIL_FROM).unwrap_or_else(|_| format!("no-reply@{name}.example.com"));
+    let provisioned = backend_aws::provision::provision(
+        &sdk,
+        backend_aws::provision::ProvisionRequest {
+            name,
+            policy: common.policy,
+            mail_from: &mail_from,
+            lambda_zip: zip,
+        },
+    )
+    .await?;
+    writeln!(out, "export INVITEGATE_BACKEND=aws")?;
+    writeln!(out, "export {}={}", backend_aws::ENV_POOL, provisioned.user_pool_id)?;
+    writeln!(out, "export {}={}", backend_aws::ENV_CLIENT, provisioned.client_id)?;
+    writeln!(out, "export {}={}", backend_aws::ENV_SECRET, provisioned.client_secret.expose())?;
+    writeln!(out, "export {}={}", backend_aws::ENV_TABLE, provisioned.table)?;
+    writeln!(out, "export {}='{}'", backend_aws::ENV_MAIL_FROM, mail_from)?;
+    writeln!(out, "export {}={}", backend_aws::ENV_CODE_KEY, backend_aws::generate_code_key())?;
+    Ok(())
 }
 
 fn parse_email(raw: &str) -> anyhow::Result<Email> {
@@ -81,7 +121,7 @@ fn operator_error(e: domain::Error) -> anyhow::Error {
 }
 
 pub async fn run_invite(common: &CommonArgs, command: &InviteCommand, out: &mut impl Write) -> anyhow::Result<()> {
-    let service = operator_service(common)?;
+    let service = operator_service(common).await?;
     let now = time::OffsetDateTime::now_utc();
     match command {
         InviteCommand::Create { email, quota } => {
@@ -135,7 +175,7 @@ pub async fn run_invite(common: &CommonArgs, command: &InviteCommand, out: &mut 
 }
 
 pub async fn run_users(common: &CommonArgs, out: &mut impl Write) -> anyhow::Result<()> {
-    let service = operator_service(common)?;
+    let service = operator_service(common).await?;
     let users = service.pool.list_users().await.map_err(operator_error)?;
     writeln!(out, "{:<36}  {:<32}  {:<11}  {:<8}  CREATED", "SUB", "EMAIL", "STATUS", "VERIFIED")?;
     for user in users {

@@ -19,8 +19,21 @@ pub struct Cli {
     pub command: Command,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum BackendKind {
+    /// SQLite, a local user pool and an outbox folder under --data-dir.
+    Embedded,
+    /// Cognito, DynamoDB and SES, configured by AWS_COGNITO_USER_POOL_ID,
+    /// AWS_COGNITO_APP_CLIENT_ID, AWS_COGNITO_APP_CLIENT_SECRET, INVITEGATE_TABLE,
+    /// INVITEGATE_MAIL_FROM, INVITEGATE_CODE_KEY and the AWS SDK's usual variables.
+    Aws,
+}
+
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
+    /// Where users and invitations live.
+    #[arg(long, env = "INVITEGATE_BACKEND", value_enum, default_value = "embedded", global = true)]
+    pub backend: BackendKind,
     /// Where the database, keys and outbox live.
     #[arg(long, env = "INVITEGATE_DATA_DIR", default_value = "./invitegate-data", global = true)]
     pub data_dir: PathBuf,
@@ -64,6 +77,9 @@ pub enum Command {
     /// Inspect users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// AWS helpers for development and tests.
+    #[command(subcommand)]
+    Aws(AwsCommand),
     /// Show the newest messages in the outbox folder.
     Outbox {
         /// How many messages to show.
@@ -119,4 +135,19 @@ fn parse_policy(s: &str) -> Result<SignUpPolicy, String> {
 fn parse_status(s: &str) -> Result<InvitationStatus, String> {
     InvitationStatus::parse(s)
         .ok_or_else(|| format!("unknown status {s:?}: expected pending, redeemed, revoked or expired"))
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AwsCommand {
+    /// Create, at AWS_ENDPOINT_URL (an emulator) or in the configured account, a user pool
+    /// with a confidential client, the invitation table, the SES sender and the PreSignUp
+    /// Lambda; print the environment the service needs.
+    Provision {
+        /// Prefix for every resource name.
+        #[arg(long, default_value = "invitegate")]
+        name: String,
+        /// The Lambda zip (a `bootstrap` built from lambda-presignup): see scripts/lambda-zip.sh.
+        #[arg(long)]
+        lambda_zip: std::path::PathBuf,
+    },
 }

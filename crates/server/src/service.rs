@@ -80,8 +80,13 @@ impl Invitegate {
                 tracing::info!(sub = %outcome.sub, invitation = %reservation.invitation_id, "invited user signed up");
                 Ok(outcome)
             }
+            // Definite failures: no user was created, so the invitation goes back.
             Err(
-                e @ (Error::UserExists | Error::InvalidPassword(_) | Error::SignUpNotAllowed | Error::InvitationInUse),
+                e @ (Error::UserExists
+                | Error::InvalidPassword(_)
+                | Error::SignUpNotAllowed
+                | Error::InvitationInUse
+                | Error::InvalidAccessCode),
             ) => {
                 self.store.release(&reservation).await?;
                 Err(e)

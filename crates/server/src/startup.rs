@@ -23,9 +23,19 @@ use crate::limits::{AttemptLimits, FailureGuard};
 use crate::routes::{auth, invitations, meta};
 use crate::service::{Invitegate, ServiceSettings};
 
+/// Where users and invitations live.
+#[derive(Debug, Clone)]
+pub enum Backend {
+    /// SQLite and the local user pool under `data_dir`.
+    Embedded,
+    /// Cognito, DynamoDB and SES.
+    Aws(backend_aws::AwsConfig),
+}
+
 /// Everything needed to build the service; `config.rs` fills it from the CLI, tests directly.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
+    pub backend: Backend,
     pub data_dir: std::path::PathBuf,
     pub listen: SocketAddr,
     pub public_url: Option<String>,
@@ -55,22 +65,36 @@ pub struct AppState {
 }
 
 /// Opens the backend and assembles the use cases (shared by `serve` and the CLI).
-pub fn build_service(config: &AppConfig, public_url: String, clock: Arc<dyn Clock>) -> anyhow::Result<Invitegate> {
-    let backend = backend_embedded::open(&EmbeddedConfig {
-        data_dir: config.data_dir.clone(),
-        issuer: public_url.clone(),
-        policy: config.service.policy,
-        hashing_cost: config.hashing_cost,
-        max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
-        smtp_url: config.smtp_url.clone(),
-        mail_from: config.mail_from.clone(),
-    })?;
+pub async fn build_service(
+    config: &AppConfig,
+    public_url: String,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<Invitegate> {
+    let (store, pool, mailer, codes) = match &config.backend {
+        Backend::Embedded => {
+            let backend = backend_embedded::open(&EmbeddedConfig {
+                data_dir: config.data_dir.clone(),
+                issuer: public_url.clone(),
+                policy: config.service.policy,
+                hashing_cost: config.hashing_cost,
+                max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+                smtp_url: config.smtp_url.clone(),
+                mail_from: config.mail_from.clone(),
+            })?;
+            (backend.store, backend.pool, backend.mailer, backend.code_hasher)
+        }
+        Backend::Aws(aws) => {
+            let sdk = backend_aws::sdk_config().await;
+            let backend = backend_aws::open(aws, &sdk)?;
+            (backend.store, backend.pool, backend.mailer, backend.code_hasher)
+        }
+    };
     let input = &config.service;
     Ok(Invitegate {
-        store: backend.store,
-        pool: backend.pool,
-        mailer: backend.mailer,
-        codes: backend.code_hasher,
+        store,
+        pool,
+        mailer,
+        codes,
         clock,
         settings: ServiceSettings {
             public_url,
@@ -163,7 +187,7 @@ impl Application {
             tracing::warn!(%address, "listening on all interfaces without --public-url: invitation links will name {address}, which invitees cannot open; set INVITEGATE_PUBLIC_URL");
         }
         let public_url = config.public_url.clone().unwrap_or_else(|| default_public_url(address));
-        let service = build_service(&config, public_url, clock)?;
+        let service = build_service(&config, public_url, clock).await?;
         let state = AppState { service: service.clone(), guard: Arc::new(FailureGuard::new(config.attempt_limits)) };
         let router = router(state, &config)?;
         Ok(Self { listener, router, service, address })

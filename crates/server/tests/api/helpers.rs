@@ -11,23 +11,46 @@ use serde_json::{Value, json};
 use server::clock::ManualClock;
 use server::limits::AttemptLimits;
 use server::service::Invitegate;
-use server::startup::{AppConfig, Application, ServiceSettingsInput};
+use server::startup::{AppConfig, Application, Backend, ServiceSettingsInput};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
 pub const PASSWORD: &str = "Sup3r-secret!";
 
+/// Which backend the suite runs on: `INVITEGATE_TEST_BACKEND=aws` for the AWS
+/// backend against the emulator at `AWS_ENDPOINT_URL` (see scripts/test.sh).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TestBackend {
+    Embedded,
+    Aws,
+}
+
+pub fn test_backend() -> TestBackend {
+    match std::env::var("INVITEGATE_TEST_BACKEND").as_deref() {
+        Ok("aws") => TestBackend::Aws,
+        Ok("embedded") | Err(_) => TestBackend::Embedded,
+        Ok(other) => panic!("INVITEGATE_TEST_BACKEND={other}: expected embedded or aws"),
+    }
+}
+
 pub struct TestApp {
+    pub backend: TestBackend,
     pub base: String,
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub service: Invitegate,
     pub data_dir: TempDir,
+    /// The `iss` and client id the backend's tokens carry.
+    pub issuer: String,
+    pub client_id: String,
+    /// On the AWS backend: the provisioned pool and the emulator.
+    pub aws: Option<crate::aws::fixture::AwsApp>,
     _shutdown: tokio::sync::oneshot::Sender<()>,
 }
 
 pub fn test_config(data_dir: &Path) -> AppConfig {
     AppConfig {
+        backend: Backend::Embedded,
         data_dir: data_dir.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
@@ -56,6 +79,16 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
     let data_dir = tempfile::tempdir().unwrap();
     let mut config = test_config(data_dir.path());
     configure(&mut config);
+    let backend = test_backend();
+    let aws = match backend {
+        TestBackend::Embedded => None,
+        TestBackend::Aws => {
+            let aws = crate::aws::fixture::AwsApp::provision(config.service.policy).await;
+            config.mail_from = aws.mail_from.clone();
+            config.backend = Backend::Aws(aws.config.clone());
+            Some(aws)
+        }
+    };
     let clock = ManualClock::new(OffsetDateTime::now_utc());
     let app = Application::build(config, Arc::new(clock.clone())).await.unwrap();
     let base = format!("http://{}", app.address());
@@ -64,7 +97,22 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
     tokio::spawn(app.run_until(async {
         let _ = rx.await;
     }));
-    TestApp { base, client: reqwest::Client::new(), clock, service, data_dir, _shutdown: tx }
+    let (issuer, client_id) = match &aws {
+        Some(aws) => (aws.issuer(), aws.config.client_id.clone()),
+        None => (base.clone(), backend_embedded::CLIENT_ID.to_owned()),
+    };
+    TestApp {
+        backend,
+        base,
+        client: reqwest::Client::new(),
+        clock,
+        service,
+        data_dir,
+        issuer,
+        client_id,
+        aws,
+        _shutdown: tx,
+    }
 }
 
 impl TestApp {
@@ -92,39 +140,41 @@ impl TestApp {
         self.service.invite(Inviter::Operator, Email::parse(email).unwrap(), quota).await.unwrap()
     }
 
-    /// The newest email sent to `to`, as the outbox holds it (decoded).
-    pub fn latest_mail(&self, to: &str) -> String {
-        let mut found =
-            backend_embedded::outbox_messages(self.data_dir.path()).unwrap().into_iter().filter_map(|path| {
-                let raw = std::fs::read_to_string(&path).unwrap();
-                let decoded = decode_quoted_printable(&raw);
-                decoded.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))).then_some(decoded)
-            });
-        found.next().unwrap_or_else(|| panic!("no email to {to} in the outbox"))
+    /// Every email sent to `to`, oldest first: from the outbox, or from the emulator's SES.
+    pub async fn mails_to(&self, to: &str) -> Vec<String> {
+        if let Some(aws) = &self.aws {
+            return aws.mails_to(to).await;
+        }
+        let mut paths = backend_embedded::outbox_messages(self.data_dir.path()).unwrap();
+        paths.reverse();
+        paths
+            .into_iter()
+            .map(|path| decode_quoted_printable(&std::fs::read_to_string(&path).unwrap()))
+            .filter(|mail| mail.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))))
+            .collect()
     }
 
-    pub fn mail_count(&self, to: &str) -> usize {
-        backend_embedded::outbox_messages(self.data_dir.path())
-            .unwrap()
-            .into_iter()
-            .filter(|p| {
-                std::fs::read_to_string(p).unwrap().lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}")))
-            })
-            .count()
+    /// The newest email sent to `to`.
+    pub async fn latest_mail(&self, to: &str) -> String {
+        self.mails_to(to).await.pop().unwrap_or_else(|| panic!("no email to {to}"))
+    }
+
+    pub async fn mail_count(&self, to: &str) -> usize {
+        self.mails_to(to).await.len()
     }
 
     /// The access code in the newest invitation to `to`.
-    pub fn access_code(&self, to: &str) -> String {
-        let mail = self.latest_mail(to);
+    pub async fn access_code(&self, to: &str) -> String {
+        let mail = self.latest_mail(to).await;
         let line = mail.lines().find_map(|l| l.strip_prefix("Your access code: ")).expect("access code line");
         line.trim().to_owned()
     }
 
-    pub fn confirmation_code(&self, to: &str) -> String {
-        let mail = self.latest_mail(to);
-        let line =
-            mail.lines().find_map(|l| l.strip_prefix("Your confirmation code is ")).expect("confirmation code line");
-        line.trim().to_owned()
+    /// The six-digit code in the newest confirmation email (ours, or Cognito's).
+    pub async fn confirmation_code(&self, to: &str) -> String {
+        let mail = self.latest_mail(to).await;
+        let after = mail.split_once("code is ").expect("a confirmation code").1;
+        after.chars().take_while(char::is_ascii_digit).collect()
     }
 
     pub async fn sign_up(&self, email: &str, password: &str, code: &str) -> Response {
@@ -134,7 +184,7 @@ impl TestApp {
     /// Operator invites `email`, who signs up with the emailed code. Returns the sub.
     pub async fn invited_user(&self, email: &str) -> String {
         self.operator_invite(email).await;
-        let response = self.sign_up(email, PASSWORD, &self.access_code(email)).await;
+        let response = self.sign_up(email, PASSWORD, &self.access_code(email).await).await;
         let body = expect_json(response, StatusCode::OK).await;
         body["userSub"].as_str().unwrap().to_owned()
     }

@@ -20,7 +20,7 @@ async fn quota_is_enforced_and_revoking_gives_it_back() {
     expect_error(third, StatusCode::FORBIDDEN, "invite_quota_exhausted").await;
     assert_eq!(expect_json(app.get_auth("/me", &token).await, StatusCode::OK).await["invitesRemaining"], 0);
 
-    let code = app.access_code("m1@example.com");
+    let code = app.access_code("m1@example.com").await;
     let revoked = app.delete_auth(&format!("/invitations/{}", first["id"].as_str().unwrap()), &token).await;
     assert_eq!(expect_json(revoked, StatusCode::OK).await["status"], "revoked");
     assert_eq!(expect_json(app.get_auth("/me", &token).await, StatusCode::OK).await["invitesRemaining"], 1);
@@ -34,7 +34,7 @@ async fn quota_is_enforced_and_revoking_gives_it_back() {
 async fn operator_sets_the_invitees_quota() {
     let app = spawn_app().await;
     app.operator_invite_with_quota("nina@example.com", Some(1)).await;
-    let code = app.access_code("nina@example.com");
+    let code = app.access_code("nina@example.com").await;
     expect_json(app.sign_up("nina@example.com", PASSWORD, &code).await, StatusCode::OK).await;
     let token = app.sign_in("nina@example.com", PASSWORD).await["accessToken"].as_str().unwrap().to_owned();
     assert_eq!(expect_json(app.get_auth("/me", &token).await, StatusCode::OK).await["invitesRemaining"], 1);
@@ -53,15 +53,15 @@ async fn resend_rotates_the_code_and_restarts_the_expiry() {
         StatusCode::CREATED,
     )
     .await;
-    let old_code = app.access_code("pat@example.com");
+    let old_code = app.access_code("pat@example.com").await;
 
     app.clock.advance(time::Duration::days(6));
     let token = app.sign_in("oscar@example.com", PASSWORD).await["accessToken"].as_str().unwrap().to_owned();
     let resent =
         app.post_auth(&format!("/invitations/{}/resend", created["id"].as_str().unwrap()), &token, json!({})).await;
     let resent = expect_json(resent, StatusCode::OK).await;
-    assert_eq!(app.mail_count("pat@example.com"), 2);
-    let new_code = app.access_code("pat@example.com");
+    assert_eq!(app.mail_count("pat@example.com").await, 2);
+    let new_code = app.access_code("pat@example.com").await;
     assert_ne!(old_code, new_code);
     assert!(resent["expiresAt"].as_str().unwrap() > created["expiresAt"].as_str().unwrap());
 
@@ -153,6 +153,6 @@ async fn invitation_errors() {
     assert_eq!(others["invitations"], json!([]));
     expect_error(app.delete_auth("/invitations/does-not-exist", &token).await, StatusCode::NOT_FOUND, "not_found")
         .await;
-    let code = app.access_code("uma@example.com");
+    let code = app.access_code("uma@example.com").await;
     expect_json(app.sign_up("uma@example.com", PASSWORD, &code).await, StatusCode::OK).await;
 }

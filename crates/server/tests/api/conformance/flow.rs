@@ -12,8 +12,8 @@ async fn operator_invites_user_who_signs_up_signs_in_and_invites_a_friend() {
     // The operator invites Alice; the code arrives only by email, with a sign-up link.
     let invitation = app.operator_invite("Alice@Example.com").await;
     assert_eq!(invitation.email.as_str(), "alice@example.com");
-    let mail = app.latest_mail("alice@example.com");
-    let code = app.access_code("alice@example.com");
+    let mail = app.latest_mail("alice@example.com").await;
+    let code = app.access_code("alice@example.com").await;
     assert_eq!(code.len(), 19, "four groups of four: {code}");
     assert!(mail.contains(&format!("{}/signup?email=alice%40example.com&code={code}", app.base)), "{mail}");
 
@@ -45,7 +45,7 @@ async fn operator_invites_user_who_signs_up_signs_in_and_invites_a_friend() {
     assert_eq!(created["email"], "bob@example.com");
     assert_eq!(created["status"], "pending");
     assert!(created["expiresAt"].as_str().is_some());
-    let bob_code = app.access_code("bob@example.com");
+    let bob_code = app.access_code("bob@example.com").await;
     assert!(!created.to_string().contains(&bob_code));
 
     // Bob signs up the same way, and the record says who invited whom.
@@ -101,17 +101,4 @@ async fn errors_from_outside_the_handlers_are_json_too() {
     let response = String::from_utf8_lossy(&response[..read]);
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(response.contains(r#""code":"timeout""#), "{response}");
-}
-
-#[tokio::test]
-async fn outbox_messages_are_readable_by_their_owner_only() {
-    use std::os::unix::fs::PermissionsExt;
-
-    let app = spawn_app().await;
-    app.operator_invite("perm@example.com").await;
-    let outbox = app.data_dir.path().join("outbox");
-    assert_eq!(std::fs::metadata(&outbox).unwrap().permissions().mode() & 0o777, 0o700);
-    for message in backend_embedded::outbox_messages(app.data_dir.path()).unwrap() {
-        assert_eq!(std::fs::metadata(&message).unwrap().permissions().mode() & 0o777, 0o600);
-    }
 }

@@ -9,7 +9,7 @@ use crate::helpers::*;
 async fn secrets_stay_out_of_logs_and_error_responses() {
     let app = spawn_app_with(|c| c.service.policy = domain::SignUpPolicy::Open).await;
     app.operator_invite("kim@example.com").await;
-    let code = app.access_code("kim@example.com");
+    let code = app.access_code("kim@example.com").await;
     let mut responses = Vec::new();
     for body in [
         json!({ "email": "kim@example.com", "password": "weakpassword", "accessCode": code }),
@@ -33,7 +33,7 @@ async fn secrets_stay_out_of_logs_and_error_responses() {
         StatusCode::OK,
     )
     .await;
-    let confirmation = app.confirmation_code("lou@example.com");
+    let confirmation = app.confirmation_code("lou@example.com").await;
     app.post("/confirm_sign_up", json!({ "email": "lou@example.com", "code": confirmation })).await;
 
     // The log of every test app in this binary, this one's included.

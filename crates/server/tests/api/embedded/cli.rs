@@ -15,7 +15,7 @@ async fn run(app: &TestApp, args: &[&str]) -> String {
         Command::Invite(command) => server::cli::run_invite(&cli.common, command, &mut out).await.unwrap(),
         Command::Users(_) => server::cli::run_users(&cli.common, &mut out).await.unwrap(),
         Command::Outbox { count } => server::cli::run_outbox(&cli.common, *count, &mut out).unwrap(),
-        Command::Serve(_) => unreachable!(),
+        Command::Serve(_) | Command::Aws(_) => unreachable!(),
     }
     String::from_utf8(out).unwrap()
 }
@@ -25,14 +25,14 @@ async fn operator_invites_lists_resends_and_revokes_from_the_cli() {
     let app = spawn_app().await;
     let created = run(&app, &["invite", "create", "Amy@Example.com", "--quota", "2"]).await;
     assert!(created.contains("Invited amy@example.com"), "{created}");
-    let code = app.access_code("amy@example.com");
+    let code = app.access_code("amy@example.com").await;
     assert!(!created.contains(&code), "the CLI never prints the code");
     let outbox = run(&app, &["outbox", "--count", "1"]).await;
     assert!(outbox.contains(&code), "{outbox}");
 
     let resent = run(&app, &["invite", "resend", "amy@example.com"]).await;
     assert!(resent.contains("old one no longer works"), "{resent}");
-    let new_code = app.access_code("amy@example.com");
+    let new_code = app.access_code("amy@example.com").await;
     assert_ne!(code, new_code);
 
     run(&app, &["invite", "create", "bea@example.com"]).await;
@@ -55,7 +55,7 @@ async fn operator_invites_lists_resends_and_revokes_from_the_cli() {
 fn production_defaults_use_owasp_hashing_and_documented_settings() {
     let cli = Cli::try_parse_from(["invitegate", "serve"]).unwrap();
     let Command::Serve(serve) = &cli.command else { panic!() };
-    let config = server::cli::app_config(&cli.common, Some(serve));
+    let config = server::cli::app_config(&cli.common, Some(serve)).unwrap();
     assert_eq!(config.hashing_cost, backend_embedded::HashingCost::OWASP);
     assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.service.default_invite_quota, 5);

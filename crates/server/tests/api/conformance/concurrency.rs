@@ -14,7 +14,7 @@ async fn fifty_concurrent_sign_ups_with_one_code_create_exactly_one_user() {
     })
     .await;
     app.operator_invite("zoe@example.com").await;
-    let code = app.access_code("zoe@example.com");
+    let code = app.access_code("zoe@example.com").await;
 
     let attempts = (0..50).map(|i| {
         let (app, code) = (&app, code.clone());
@@ -39,7 +39,7 @@ async fn fifty_concurrent_sign_ups_with_one_code_create_exactly_one_user() {
 async fn a_lapsed_reservation_is_settled_before_the_code_is_used_again() {
     let app = spawn_app().await;
     app.operator_invite("abe@example.com").await;
-    let code = app.access_code("abe@example.com");
+    let code = app.access_code("abe@example.com").await;
     let email = domain::Email::parse("abe@example.com").unwrap();
     let hash = app.service.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
     // A sign-up reserved the invitation and then died without creating a user.
@@ -56,7 +56,7 @@ async fn a_lapsed_reservation_is_settled_before_the_code_is_used_again() {
 async fn a_reservation_that_lapses_and_expires_does_not_lock_the_email_out() {
     let app = spawn_app().await;
     let first = app.operator_invite("bo@example.com").await;
-    let code = app.access_code("bo@example.com");
+    let code = app.access_code("bo@example.com").await;
     let email = domain::Email::parse("bo@example.com").unwrap();
     let hash = app.service.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
     let now = server::clock::Clock::now(&app.clock);
@@ -68,7 +68,7 @@ async fn a_reservation_that_lapses_and_expires_does_not_lock_the_email_out() {
     assert_eq!(app.service.store.get(&first.id).await.unwrap().unwrap().status, domain::StoredStatus::Pending);
     // The operator can invite the address again, and the new code works.
     app.operator_invite("bo@example.com").await;
-    let new_code = app.access_code("bo@example.com");
+    let new_code = app.access_code("bo@example.com").await;
     expect_json(app.sign_up("bo@example.com", PASSWORD, &new_code).await, StatusCode::OK).await;
 }
 

@@ -1,0 +1,161 @@
+//! What only the AWS backend has: the Rust PreSignUp Lambda confirming invited
+//! users (and only them), SECRET_HASH, and the sign-up saga against Cognito.
+
+use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
+use aws_sdk_cognitoidentityprovider::types::{AttributeType, UserStatusType};
+use reqwest::StatusCode;
+
+use crate::helpers::*;
+
+/// These tests exist only on the AWS backend; on the embedded run there is nothing to test.
+async fn aws_app(configure: impl FnOnce(&mut server::startup::AppConfig)) -> Option<TestApp> {
+    if test_backend() != TestBackend::Aws {
+        return None;
+    }
+    Some(spawn_app_with(configure).await)
+}
+
+fn email_verified(
+    user: &aws_sdk_cognitoidentityprovider::operation::admin_get_user::AdminGetUserOutput,
+) -> Option<&str> {
+    user.user_attributes().iter().find(|a| a.name() == "email_verified").and_then(|a| a.value())
+}
+
+#[tokio::test]
+async fn the_rust_trigger_confirms_invited_users_and_verifies_their_email() {
+    let Some(app) = aws_app(|_| {}).await else { return };
+    let aws = app.aws.as_ref().unwrap();
+    app.operator_invite("lambda-ok@example.com").await;
+    let code = app.access_code("lambda-ok@example.com").await;
+    let body = expect_json(app.sign_up("lambda-ok@example.com", PASSWORD, &code).await, StatusCode::OK).await;
+    // `userConfirmed` is Cognito's own SignUp answer: only a trigger can make it true.
+    assert_eq!(body["userConfirmed"], true);
+    let user = aws
+        .cognito()
+        .admin_get_user()
+        .user_pool_id(&aws.config.user_pool_id)
+        .username("lambda-ok@example.com")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(user.user_status(), Some(&UserStatusType::Confirmed));
+    assert_eq!(email_verified(&user), Some("true"));
+    assert_eq!(user.username(), body["userSub"].as_str().unwrap());
+    // Cognito did not send its own confirmation code: nobody needs one.
+    assert!(app.mails_to("lambda-ok@example.com").await.iter().all(|m| !m.contains("verification code")));
+}
+
+#[tokio::test]
+async fn a_direct_cognito_sign_up_without_an_invitation_is_rejected_by_the_trigger() {
+    let Some(app) = aws_app(|_| {}).await else { return };
+    let aws = app.aws.as_ref().unwrap();
+    let email = "lambda-no@example.com";
+    let result = aws
+        .cognito()
+        .sign_up()
+        .client_id(&aws.config.client_id)
+        .secret_hash(backend_aws::secret_hash(email, &aws.config.client_id, aws.config.client_secret.expose()))
+        .username(email)
+        .password(PASSWORD)
+        .user_attributes(AttributeType::builder().name("email").value(email).build().unwrap())
+        .send()
+        .await;
+    let error = result.unwrap_err();
+    assert_eq!(error.code(), Some("UserLambdaValidationException"), "{error:?}");
+    assert!(format!("{:?}", error.message()).contains("invitation only"), "{error:?}");
+    let lookup = aws.cognito().admin_get_user().user_pool_id(&aws.config.user_pool_id).username(email).send().await;
+    assert_eq!(lookup.unwrap_err().code(), Some("UserNotFoundException"));
+}
+
+#[tokio::test]
+async fn the_emulator_refuses_a_client_without_secret_hash() {
+    let Some(app) = aws_app(|_| {}).await else { return };
+    let aws = app.aws.as_ref().unwrap();
+    let email = "no-hash@example.com";
+    let without = aws
+        .cognito()
+        .sign_up()
+        .client_id(&aws.config.client_id)
+        .username(email)
+        .password(PASSWORD)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(without.code(), Some("NotAuthorizedException"), "{without:?}");
+    let wrong = aws
+        .cognito()
+        .sign_up()
+        .client_id(&aws.config.client_id)
+        .secret_hash(backend_aws::secret_hash(email, &aws.config.client_id, "not-the-secret"))
+        .username(email)
+        .password(PASSWORD)
+        .send()
+        .await
+        .unwrap_err();
+    assert_eq!(wrong.code(), Some("NotAuthorizedException"), "{wrong:?}");
+}
+
+#[tokio::test]
+async fn when_cognito_rejects_the_sign_up_the_invitation_goes_back_to_pending() {
+    // Our own policy let through a password Cognito's (the default) refuses: no symbol.
+    let Some(app) = aws_app(|c| c.service.password_policy.require_symbol = false).await else { return };
+    app.operator_invite("saga-back@example.com").await;
+    let code = app.access_code("saga-back@example.com").await;
+    let refused = app.sign_up("saga-back@example.com", "NoSymbol123", &code).await;
+    let body = expect_error(refused, StatusCode::BAD_REQUEST, "invalid_password").await;
+    assert!(!body["error"].as_str().unwrap().contains("Exception"), "no SDK text: {body}");
+    let invitation =
+        app.service.latest_for_email(&domain::Email::parse("saga-back@example.com").unwrap()).await.unwrap();
+    assert_eq!(invitation.status, domain::StoredStatus::Pending);
+    expect_json(app.sign_up("saga-back@example.com", PASSWORD, &code).await, StatusCode::OK).await;
+}
+
+#[tokio::test]
+async fn a_stale_reservation_whose_user_was_created_is_settled_as_redeemed() {
+    let Some(app) = aws_app(|_| {}).await else { return };
+    let aws = app.aws.as_ref().unwrap();
+    let email = "saga-stale@example.com";
+    app.operator_invite(email).await;
+    let code = app.access_code(email).await;
+    // A sign-up reserved the invitation and Cognito created the user, then the
+    // service died before marking the invitation redeemed.
+    let parsed = domain::Email::parse(email).unwrap();
+    let hash = app.service.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
+    let now = server::clock::Clock::now(&app.clock);
+    app.service.store.reserve(&parsed, &hash, now).await.unwrap();
+    let created = aws
+        .cognito()
+        .sign_up()
+        .client_id(&aws.config.client_id)
+        .secret_hash(backend_aws::secret_hash(email, &aws.config.client_id, aws.config.client_secret.expose()))
+        .username(email)
+        .password(PASSWORD)
+        .user_attributes(AttributeType::builder().name("email").value(email).build().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert!(created.user_confirmed(), "the trigger saw the reservation");
+    // After the lease, the next attempt finds the user and settles the invitation as theirs.
+    app.clock.advance(domain::invitation::RESERVATION_LEASE + time::Duration::seconds(1));
+    expect_error(app.sign_up(email, PASSWORD, &code).await, StatusCode::FORBIDDEN, "invitation_redeemed").await;
+    let invitation = app.service.latest_for_email(&parsed).await.unwrap();
+    assert_eq!(invitation.status, domain::StoredStatus::Redeemed);
+    assert_eq!(invitation.redeemed_by.unwrap().as_str(), created.user_sub());
+}
+
+#[test]
+fn no_production_code_confirms_users_by_admin_call() {
+    let crates = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    let mut stack = vec![std::path::PathBuf::from(crates)];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap().flatten() {
+            let path = entry.path();
+            if path.is_dir() && !path.ends_with("tests") {
+                stack.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                let source = std::fs::read_to_string(&path).unwrap();
+                assert!(!source.contains("admin_confirm_sign_up"), "{} confirms users by admin call", path.display());
+            }
+        }
+    }
+}

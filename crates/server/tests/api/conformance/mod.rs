@@ -1,0 +1,10 @@
+//! The API's contract, run unchanged against every backend:
+//! `INVITEGATE_TEST_BACKEND=aws` runs it on the AWS backend against the emulator.
+
+mod concurrency;
+mod confirmation;
+mod errors;
+mod flow;
+mod invitations;
+mod secrets;
+mod session;

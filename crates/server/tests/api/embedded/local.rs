@@ -1,0 +1,64 @@
+//! Behaviour of the embedded backend itself: its outbox, its own confirmation codes.
+
+use reqwest::StatusCode;
+use serde_json::json;
+
+use crate::helpers::*;
+
+#[tokio::test]
+async fn confirmation_codes_expire_and_are_attempt_limited() {
+    let app = spawn_app_with(|c| c.service.policy = domain::SignUpPolicy::Open).await;
+    expect_json(
+        app.post("/sign_up", json!({ "email": "wes@example.com", "password": PASSWORD })).await,
+        StatusCode::OK,
+    )
+    .await;
+    let code = app.confirmation_code("wes@example.com").await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        let bad = app.post("/confirm_sign_up", json!({ "email": "wes@example.com", "code": wrong })).await;
+        expect_error(bad, StatusCode::BAD_REQUEST, "invalid_confirmation_code").await;
+    }
+    // Five wrong guesses spend the code, even the right one no longer works.
+    let right = app.post("/confirm_sign_up", json!({ "email": "wes@example.com", "code": code })).await;
+    expect_error(right, StatusCode::BAD_REQUEST, "invalid_confirmation_code").await;
+
+    expect_json(app.post("/resend_confirmation", json!({ "email": "wes@example.com" })).await, StatusCode::OK).await;
+    let code = app.confirmation_code("wes@example.com").await;
+    app.clock.advance(time::Duration::hours(25));
+    let late = app.post("/confirm_sign_up", json!({ "email": "wes@example.com", "code": code })).await;
+    expect_error(late, StatusCode::BAD_REQUEST, "invalid_confirmation_code").await;
+}
+
+#[tokio::test]
+async fn unexpected_failures_are_internal_without_detail_and_lose_nothing() {
+    let app = spawn_app().await;
+    let (_, token) = app.signed_in_user("grace@example.com").await;
+    // Break the outbox: the invitation email cannot be written.
+    let outbox = app.data_dir.path().join("outbox");
+    std::fs::remove_dir_all(&outbox).unwrap();
+    std::fs::write(&outbox, "not a directory").unwrap();
+    let response = app.post_auth("/invitations", &token, json!({ "email": "heidi@example.com" })).await;
+    let body = expect_error(response, StatusCode::INTERNAL_SERVER_ERROR, "internal").await;
+    assert_eq!(body, json!({ "error": "Internal error", "code": "internal" }));
+    // The quota was given back and the email can be invited again once mail works.
+    let me = expect_json(app.get_auth("/me", &token).await, StatusCode::OK).await;
+    assert_eq!(me["invitesRemaining"], 5);
+    std::fs::remove_file(&outbox).unwrap();
+    std::fs::create_dir(&outbox).unwrap();
+    let retry = app.post_auth("/invitations", &token, json!({ "email": "heidi@example.com" })).await;
+    expect_json(retry, StatusCode::CREATED).await;
+}
+
+#[tokio::test]
+async fn outbox_messages_are_readable_by_their_owner_only() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let app = spawn_app().await;
+    app.operator_invite("perm@example.com").await;
+    let outbox = app.data_dir.path().join("outbox");
+    assert_eq!(std::fs::metadata(&outbox).unwrap().permissions().mode() & 0o777, 0o700);
+    for message in backend_embedded::outbox_messages(app.data_dir.path()).unwrap() {
+        assert_eq!(std::fs::metadata(&message).unwrap().permissions().mode() & 0o777, 0o600);
+    }
+}

@@ -1,0 +1,6 @@
+//! Tests of the embedded backend and the binary that no other backend shares.
+
+mod binary;
+mod cli;
+mod delivery;
+mod local;
