@@ -37,6 +37,7 @@ pub struct CognitoTokenVerifier {
     client_id: String,
     http: reqwest::Client,
     cache: Mutex<Cache>,
+    min_refetch_interval: Duration,
 }
 
 impl CognitoTokenVerifier {
@@ -48,11 +49,18 @@ impl CognitoTokenVerifier {
             client_id,
             http,
             cache: Mutex::new(Cache { keys: HashMap::new(), document: None, fetched_at: None }),
+            min_refetch_interval: MIN_REFETCH_INTERVAL,
         })
     }
 
+    #[cfg(test)]
+    fn with_min_refetch_interval(mut self, interval: Duration) -> Self {
+        self.min_refetch_interval = interval;
+        self
+    }
+
     async fn refresh(&self, cache: &mut Cache) -> Result<(), Error> {
-        if cache.fetched_at.is_some_and(|at| at.elapsed() < MIN_REFETCH_INTERVAL) {
+        if cache.fetched_at.is_some_and(|at| at.elapsed() < self.min_refetch_interval) {
             return Ok(());
         }
         cache.fetched_at = Some(Instant::now());
@@ -107,5 +115,106 @@ impl CognitoTokenVerifier {
             return Err(Error::InvalidToken);
         }
         Ok(AccessClaims { sub: UserSub::new(claims.sub), username: claims.username })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    use jsonwebtoken::jwk::Jwk;
+    use jsonwebtoken::{EncodingKey, Header};
+    use serde_json::json;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    use super::*;
+
+    const ISSUER: &str = "https://cognito-idp.us-east-1.amazonaws.com/us-east-1_test";
+
+    fn key(name: &str) -> EncodingKey {
+        let pem = std::fs::read(format!("{}/tests/fixtures/test-key-{name}.pem", env!("CARGO_MANIFEST_DIR"))).unwrap();
+        EncodingKey::from_rsa_pem(&pem).unwrap()
+    }
+
+    fn jwk(name: &str) -> serde_json::Value {
+        let mut jwk = Jwk::from_encoding_key(&key(name), Algorithm::RS256).unwrap();
+        jwk.common.key_id = Some(name.to_owned());
+        serde_json::to_value(jwk).unwrap()
+    }
+
+    fn token(kid: &str, claims: serde_json::Value) -> SecretString {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(kid.to_owned());
+        SecretString::new(jsonwebtoken::encode(&header, &claims, &key(kid)).unwrap())
+    }
+
+    fn claims() -> serde_json::Value {
+        json!({
+            "sub": "s-1", "iss": ISSUER, "token_use": "access", "client_id": "client-1",
+            "username": "s-1", "exp": OffsetDateTime::now_utc().unix_timestamp() + 600,
+        })
+    }
+
+    /// Serves whatever JWKS `keys` holds at the moment, counting fetches.
+    async fn jwks_server(keys: Arc<std::sync::Mutex<Vec<serde_json::Value>>>, fetches: Arc<AtomicUsize>) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/jwks.json", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                let mut request = [0u8; 2048];
+                let _ = socket.read(&mut request).await;
+                fetches.fetch_add(1, Ordering::SeqCst);
+                let body = json!({ "keys": *keys.lock().unwrap() }).to_string();
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn keys_are_cached_and_refetched_when_an_unknown_kid_appears() {
+        let keys = Arc::new(std::sync::Mutex::new(vec![jwk("a")]));
+        let fetches = Arc::new(AtomicUsize::new(0));
+        let url = jwks_server(Arc::clone(&keys), Arc::clone(&fetches)).await;
+        let verifier = CognitoTokenVerifier::new(ISSUER.into(), url, "client-1".into())
+            .unwrap()
+            .with_min_refetch_interval(Duration::ZERO);
+
+        let claims_a = verifier.verify_access(&token("a", claims())).await.unwrap();
+        assert_eq!(claims_a.sub.as_str(), "s-1");
+        verifier.verify_access(&token("a", claims())).await.unwrap();
+        assert_eq!(fetches.load(Ordering::SeqCst), 1, "the second verification used the cache");
+
+        // The pool rotates in key b: the first token naming it triggers one refetch.
+        keys.lock().unwrap().push(jwk("b"));
+        verifier.verify_access(&token("b", claims())).await.unwrap();
+        assert_eq!(fetches.load(Ordering::SeqCst), 2);
+    }
+
+    #[tokio::test]
+    async fn token_use_client_expiry_issuer_and_signature_are_checked() {
+        let keys = Arc::new(std::sync::Mutex::new(vec![jwk("a")]));
+        let url = jwks_server(keys, Arc::new(AtomicUsize::new(0))).await;
+        let verifier = CognitoTokenVerifier::new(ISSUER.into(), url, "client-1".into()).unwrap();
+        let with = |field: &str, value: serde_json::Value| {
+            let mut c = claims();
+            c[field] = value;
+            token("a", c)
+        };
+        for bad in [
+            with("token_use", json!("id")),
+            with("client_id", json!("someone-else")),
+            with("exp", json!(OffsetDateTime::now_utc().unix_timestamp() - 1)),
+            with("iss", json!("https://cognito-idp.us-east-1.amazonaws.com/other")),
+            token("b", claims()), // signed by a key the pool does not have
+        ] {
+            assert!(matches!(verifier.verify_access(&bad).await, Err(Error::InvalidToken)));
+        }
+        assert!(verifier.verify_access(&token("a", claims())).await.is_ok());
     }
 }

@@ -11,7 +11,7 @@ use aws_config::SdkConfig;
 use aws_sdk_cognitoidentityprovider::types::{
     AccountRecoverySettingType, AdminCreateUserConfigType, ExplicitAuthFlowsType, LambdaConfigType, PasswordPolicyType,
     PreventUserExistenceErrorTypes, RecoveryOptionNameType, RecoveryOptionType, UserPoolMfaType, UserPoolPolicyType,
-    UsernameAttributeType, VerifiedAttributeType,
+    UserPoolTierType, UsernameAttributeType, VerifiedAttributeType,
 };
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -201,6 +201,8 @@ pub async fn create_pool(
     let pool = cognito
         .create_user_pool()
         .pool_name(format!("{name}-users"))
+        // Lite has everything invitegate uses; new pools otherwise default to Essentials (about 3x the price).
+        .user_pool_tier(UserPoolTierType::Lite)
         .username_attributes(UsernameAttributeType::Email)
         .auto_verified_attributes(VerifiedAttributeType::Email)
         .policies(UserPoolPolicyType::builder().password_policy(password_policy).build())
