@@ -1,14 +1,28 @@
 #!/bin/sh
-# Runs every test: unit tests and the API suite on the embedded backend, then the
-# API conformance suite and the AWS-only tests on the AWS backend against the
-# ministack emulator, which this script installs (pinned, in .venv-aws), starts
-# on 127.0.0.1 and stops by its process group, also when a test fails.
+# Runs every test:
+#  1. unit tests and the API suite on the embedded backend;
+#  2. the CloudFormation template through cfn-lint (pinned, in .venv-cfn);
+#  3. the Lambda built for Amazon Linux 2023, and its glibc needs checked;
+#  4. on the AWS backend against the ministack emulator — which this script
+#     installs (pinned, in .venv-aws), starts on 127.0.0.1 and stops by its
+#     process group, also when a test fails — the same API conformance suite,
+#     the AWS-only tests with that Lambda as the pool's trigger, and the
+#     template deployed as a stack with a sign-up through it.
 set -eu
 cd "$(dirname "$0")/.."
 
 cargo test --workspace --locked -- --skip aws::
 
-zip=$(./scripts/lambda-zip.sh)
+./deploy/lint.sh
+
+zip=$(./scripts/lambda-zip.sh --al2023)
+bootstrap=$(dirname "$zip")/bootstrap
+# The checker must be able to fail: the same binary is too new for glibc 2.17.
+if ./scripts/check-glibc.sh "$bootstrap" 2.17 >/dev/null 2>&1; then
+    echo "check-glibc.sh accepted a binary for glibc 2.17; it checks nothing" >&2
+    exit 1
+fi
+
 port=${INVITEGATE_EMULATOR_PORT:-4566}
 state=$PWD/.aws-emu
 rm -rf "$state"
@@ -17,7 +31,11 @@ export EMU_VENV="$PWD/.venv-aws" GATEWAY_PORT="$port"
 trap './scripts/emulator.sh stop "$state" >/dev/null' EXIT INT TERM
 
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
-AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
-AWS_ENDPOINT_URL="http://127.0.0.1:$port" \
+export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
+    AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 INVITEGATE_TEST_BACKEND=aws INVITEGATE_TEST_LAMBDA_ZIP="$zip" \
     cargo test --locked -p server --test api -- conformance:: aws::
+
+if [ -f deploy/test-stack.sh ]; then
+    sh deploy/test-stack.sh "$zip" "$PWD/target/debug/invitegate"
+fi

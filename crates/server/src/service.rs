@@ -86,7 +86,9 @@ impl Invitegate {
                 | Error::InvalidPassword(_)
                 | Error::SignUpNotAllowed
                 | Error::InvitationInUse
-                | Error::InvalidAccessCode),
+                | Error::InvalidAccessCode
+                // Throttled after the SDK's retries: the request was refused, not half-done.
+                | Error::Unavailable { .. }),
             ) => {
                 self.store.release(&reservation).await?;
                 Err(e)

@@ -13,8 +13,8 @@ use domain::{
 };
 use time::OffsetDateTime;
 
-use crate::jwks::CognitoTokenVerifier;
-use crate::secret_hash::secret_hash;
+use super::jwks::CognitoTokenVerifier;
+use super::secret_hash::secret_hash;
 use crate::unexpected;
 
 /// Cognito's own throttling survived the SDK's retries: ask the client to come back.
