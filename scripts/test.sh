@@ -36,6 +36,4 @@ export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
 INVITEGATE_TEST_BACKEND=aws INVITEGATE_TEST_LAMBDA_ZIP="$zip" \
     cargo test --locked -p server --test api -- conformance:: aws::
 
-if [ -f deploy/test-stack.sh ]; then
-    sh deploy/test-stack.sh "$zip" "$PWD/target/debug/invitegate"
-fi
+sh deploy/test-stack.sh "$zip" "$PWD/target/debug/invitegate"
