@@ -494,13 +494,9 @@ impl InvitationStore for DynamoInvitationStore {
 
     async fn reserve(&self, email: &Email, code_hash: &CodeHash, now: OffsetDateTime) -> Result<ReserveOutcome, Error> {
         let candidates = self.by_email(email).await?;
-        let mut matched = None;
-        for candidate in candidates {
-            if candidate.code_hash.matches(code_hash) && matched.is_none() {
-                matched = Some(candidate);
-            }
-        }
-        let Some(listed) = matched else { return Err(Error::InvalidAccessCode) };
+        let Some(listed) = domain::invitation::matching_code(candidates, code_hash) else {
+            return Err(Error::InvalidAccessCode);
+        };
         // The index may lag: decide on the item itself.
         let invitation = self.require(&listed.id).await?;
         if !invitation.code_hash.matches(code_hash) {

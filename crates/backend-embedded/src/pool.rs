@@ -54,6 +54,18 @@ impl LocalUserPool {
         }
     }
 
+    /// `column` is one of our own column names, never input.
+    async fn find_user(&self, column: &'static str, value: &str) -> Result<Option<UserRecord>, Error> {
+        let value = value.to_owned();
+        self.db
+            .call(move |conn| {
+                conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1"), [value], user_from_row)
+                    .optional()
+                    .map_err(db_err)
+            })
+            .await
+    }
+
     async fn issue_refresh_token(&self, sub: &UserSub, now: OffsetDateTime) -> Result<SecretString, Error> {
         let mut raw = [0u8; 32];
         rand::rng().fill_bytes(&mut raw);
@@ -333,33 +345,11 @@ impl UserPool for LocalUserPool {
     }
 
     async fn find_by_email(&self, email: &Email) -> Result<Option<UserRecord>, Error> {
-        let email = email.clone();
-        self.db
-            .call(move |conn| {
-                conn.query_row(
-                    &format!("SELECT {USER_COLUMNS} FROM users WHERE email = ?1"),
-                    [email.as_str()],
-                    user_from_row,
-                )
-                .optional()
-                .map_err(db_err)
-            })
-            .await
+        self.find_user("email", email.as_str()).await
     }
 
     async fn find_by_sub(&self, sub: &UserSub) -> Result<Option<UserRecord>, Error> {
-        let sub = sub.clone();
-        self.db
-            .call(move |conn| {
-                conn.query_row(
-                    &format!("SELECT {USER_COLUMNS} FROM users WHERE sub = ?1"),
-                    [sub.as_str()],
-                    user_from_row,
-                )
-                .optional()
-                .map_err(db_err)
-            })
-            .await
+        self.find_user("sub", sub.as_str()).await
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, Error> {

@@ -303,14 +303,8 @@ impl InvitationStore for SqliteInvitationStore {
                     let rows = stmt.query_map([email.as_str()], invitation_from_row).map_err(db_err)?;
                     rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?
                 };
-                // Compare against every candidate so timing does not depend on which matched.
-                let mut matched = None;
-                for candidate in candidates {
-                    if candidate.code_hash.matches(&code_hash) && matched.is_none() {
-                        matched = Some(candidate);
-                    }
-                }
-                let invitation = matched.ok_or(Error::InvalidAccessCode)?;
+                let invitation =
+                    domain::invitation::matching_code(candidates, &code_hash).ok_or(Error::InvalidAccessCode)?;
                 match invitation.check_redeemable(now) {
                     Ok(()) => {}
                     Err(Error::InvitationInUse) if invitation.reservation_lapsed(now) => {

@@ -184,6 +184,18 @@ impl Invitation {
     }
 }
 
+/// The invitation, among one email's, whose code hash matches. Every candidate
+/// is compared (in constant time), so timing does not tell which one matched.
+pub fn matching_code(candidates: Vec<Invitation>, presented: &CodeHash) -> Option<Invitation> {
+    let mut matched = None;
+    for candidate in candidates {
+        if candidate.code_hash.matches(presented) && matched.is_none() {
+            matched = Some(candidate);
+        }
+    }
+    matched
+}
+
 /// What a sign-up holds between reserving an invitation and creating the user.
 #[derive(Debug, Clone)]
 pub struct Reservation {

@@ -91,6 +91,31 @@ impl AwsApp {
         aws_sdk_cognitoidentityprovider::Client::new(&self.sdk)
     }
 
+    /// Cognito SignUp straight to the pool, bypassing invitegate. SECRET_HASH is
+    /// computed with `secret` (the right one: `Some(client secret)`), or left out.
+    pub async fn direct_sign_up(
+        &self,
+        email: &str,
+        secret: Option<&str>,
+    ) -> Result<
+        aws_sdk_cognitoidentityprovider::operation::sign_up::SignUpOutput,
+        aws_sdk_cognitoidentityprovider::error::SdkError<
+            aws_sdk_cognitoidentityprovider::operation::sign_up::SignUpError,
+        >,
+    > {
+        let attribute =
+            aws_sdk_cognitoidentityprovider::types::AttributeType::builder().name("email").value(email).build();
+        self.cognito()
+            .sign_up()
+            .client_id(&self.config.client_id)
+            .set_secret_hash(secret.map(|secret| backend_aws::secret_hash(email, &self.config.client_id, secret)))
+            .username(email)
+            .password(crate::helpers::PASSWORD)
+            .user_attributes(attribute.unwrap())
+            .send()
+            .await
+    }
+
     /// Emails to `to` that the emulator's SES delivered (ours, and Cognito's codes), oldest first.
     pub async fn mails_to(&self, to: &str) -> Vec<String> {
         let url = format!("{}/_ministack/ses/messages", self.endpoint.trim_end_matches('/'));

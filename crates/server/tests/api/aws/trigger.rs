@@ -2,7 +2,7 @@
 //! users (and only them), SECRET_HASH, and the sign-up saga against Cognito.
 
 use aws_sdk_cognitoidentityprovider::error::ProvideErrorMetadata;
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, UserStatusType};
+use aws_sdk_cognitoidentityprovider::types::UserStatusType;
 use reqwest::StatusCode;
 
 use crate::helpers::*;
@@ -50,17 +50,7 @@ async fn a_direct_cognito_sign_up_without_an_invitation_is_rejected_by_the_trigg
     let Some(app) = aws_app(|_| {}).await else { return };
     let aws = app.aws.as_ref().unwrap();
     let email = "lambda-no@example.com";
-    let result = aws
-        .cognito()
-        .sign_up()
-        .client_id(&aws.config.client_id)
-        .secret_hash(backend_aws::secret_hash(email, &aws.config.client_id, aws.config.client_secret.expose()))
-        .username(email)
-        .password(PASSWORD)
-        .user_attributes(AttributeType::builder().name("email").value(email).build().unwrap())
-        .send()
-        .await;
-    let error = result.unwrap_err();
+    let error = aws.direct_sign_up(email, Some(aws.config.client_secret.expose())).await.unwrap_err();
     assert_eq!(error.code(), Some("UserLambdaValidationException"), "{error:?}");
     assert!(format!("{:?}", error.message()).contains("invitation only"), "{error:?}");
     let lookup = aws.cognito().admin_get_user().user_pool_id(&aws.config.user_pool_id).username(email).send().await;
@@ -72,26 +62,9 @@ async fn the_emulator_refuses_a_client_without_secret_hash() {
     let Some(app) = aws_app(|_| {}).await else { return };
     let aws = app.aws.as_ref().unwrap();
     let email = "no-hash@example.com";
-    let without = aws
-        .cognito()
-        .sign_up()
-        .client_id(&aws.config.client_id)
-        .username(email)
-        .password(PASSWORD)
-        .send()
-        .await
-        .unwrap_err();
+    let without = aws.direct_sign_up(email, None).await.unwrap_err();
     assert_eq!(without.code(), Some("NotAuthorizedException"), "{without:?}");
-    let wrong = aws
-        .cognito()
-        .sign_up()
-        .client_id(&aws.config.client_id)
-        .secret_hash(backend_aws::secret_hash(email, &aws.config.client_id, "not-the-secret"))
-        .username(email)
-        .password(PASSWORD)
-        .send()
-        .await
-        .unwrap_err();
+    let wrong = aws.direct_sign_up(email, Some("not-the-secret")).await.unwrap_err();
     assert_eq!(wrong.code(), Some("NotAuthorizedException"), "{wrong:?}");
 }
 
@@ -123,17 +96,7 @@ async fn a_stale_reservation_whose_user_was_created_is_settled_as_redeemed() {
     let hash = app.service.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
     let now = server::clock::Clock::now(&app.clock);
     app.service.store.reserve(&parsed, &hash, now).await.unwrap();
-    let created = aws
-        .cognito()
-        .sign_up()
-        .client_id(&aws.config.client_id)
-        .secret_hash(backend_aws::secret_hash(email, &aws.config.client_id, aws.config.client_secret.expose()))
-        .username(email)
-        .password(PASSWORD)
-        .user_attributes(AttributeType::builder().name("email").value(email).build().unwrap())
-        .send()
-        .await
-        .unwrap();
+    let created = aws.direct_sign_up(email, Some(aws.config.client_secret.expose())).await.unwrap();
     assert!(created.user_confirmed(), "the trigger saw the reservation");
     // After the lease, the next attempt finds the user and settles the invitation as theirs.
     app.clock.advance(domain::invitation::RESERVATION_LEASE + time::Duration::seconds(1));
