@@ -5,7 +5,8 @@
 # stack's outputs and its two Secrets Manager secrets:
 #   eval "$(deploy/env-from-stack.sh invitegate)"
 # The output holds the client secret and the code key: don't log it.
-# Uses the aws CLI's usual configuration (AWS_PROFILE, AWS_REGION,
+# Uses the aws CLI's usual configuration (AWS_PROFILE, AWS_DEFAULT_REGION —
+# or AWS_REGION with CLI v2 —,
 # AWS_ENDPOINT_URL, ...); the account's region is exported as AWS_REGION.
 #
 # INVITEGATE_CODE_KEY starts as a placeholder the service rejects (see
@@ -42,6 +43,7 @@ pool=$(need UserPoolId)
 client=$(need AppClientId)
 table=$(need InvitationTableName)
 region=$(need Region)
+policy=$(need SignUpPolicy)
 client_secret=$(secret "$(need AppClientSecretArn)")
 key_arn=$(need CodeKeySecretArn)
 code_key=$(secret "$key_arn")
@@ -62,6 +64,7 @@ emit AWS_COGNITO_USER_POOL_ID "$pool"
 emit AWS_COGNITO_APP_CLIENT_ID "$client"
 emit AWS_COGNITO_APP_CLIENT_SECRET "$client_secret"
 emit INVITEGATE_TABLE "$table"
+emit INVITEGATE_POLICY "$policy"
 emit INVITEGATE_CODE_KEY "$code_key"
 if [ -n "$mail_from" ] && [ "$mail_from" != None ]; then
     emit INVITEGATE_MAIL_FROM "$mail_from"

@@ -57,6 +57,7 @@ SERVICE_ENV = (
     "AWS_COGNITO_APP_CLIENT_ID",
     "AWS_COGNITO_APP_CLIENT_SECRET",
     "INVITEGATE_TABLE",
+    "INVITEGATE_POLICY",
     "INVITEGATE_CODE_KEY",
     "INVITEGATE_MAIL_FROM",
 )
@@ -385,6 +386,7 @@ def check_service_env(env, outputs, sender):
         "AWS_COGNITO_USER_POOL_ID": outputs["UserPoolId"],
         "AWS_COGNITO_APP_CLIENT_ID": outputs["AppClientId"],
         "INVITEGATE_TABLE": outputs["InvitationTableName"],
+        "INVITEGATE_POLICY": "invite_only",
         "INVITEGATE_MAIL_FROM": sender,
     }
     wrong = [f"{k}={env[k]!r} (expected {v!r})" for k, v in expected.items() if env[k] != v]

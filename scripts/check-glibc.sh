@@ -4,6 +4,9 @@
 set -eu
 bin=$1
 max=${2:-2.34}
+for tool in file objdump; do
+    command -v "$tool" >/dev/null || { echo "check-glibc: needs $tool (binutils, file)" >&2; exit 1; }
+done
 file "$bin" | grep -q 'ELF 64-bit LSB .*x86-64' || { echo "check-glibc: $bin is not an x86-64 ELF binary" >&2; exit 1; }
 needed=$(objdump -T "$bin" | grep -o 'GLIBC_[0-9][0-9.]*' | sed 's/GLIBC_//' | sort -Vu | tail -1)
 if [ -z "$needed" ]; then

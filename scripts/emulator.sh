@@ -43,6 +43,9 @@ install_venv() {
 }
 
 start() {
+    for tool in curl setsid "$PY"; do
+        command -v "$tool" >/dev/null || die "needs $tool on PATH"
+    done
     mkdir -p "$STATE/tmp" || die "cannot create $STATE"
     STATE=$(cd "$STATE" && pwd)          # absolute; ministack chdir-safe
     PIDFILE=$STATE/ministack.pgid LOG=$STATE/ministack.log

@@ -25,10 +25,14 @@ fi
 
 port=${INVITEGATE_EMULATOR_PORT:-4566}
 state=$PWD/.aws-emu
-rm -rf "$state"
 export EMU_VENV="$PWD/.venv-aws" GATEWAY_PORT="$port"
+# An emulator left by an interrupted run is stopped before its state is wiped,
+# and the trap is set before starting, so an interrupt during start-up stops it too.
+./scripts/emulator.sh stop "$state" >/dev/null 2>&1 || true
+rm -rf "$state"
+trap './scripts/emulator.sh stop "$state" >/dev/null' EXIT
+trap 'exit 130' INT TERM
 ./scripts/emulator.sh start "$state"
-trap './scripts/emulator.sh stop "$state" >/dev/null' EXIT INT TERM
 
 unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \

@@ -221,10 +221,15 @@ impl DynamoInvitationStore {
         items.iter().map(invitation_from_item).collect()
     }
 
+    /// Which invitation holds the email's lock (strongly consistent).
+    async fn lock_owner(&self, email: &Email) -> Result<Option<String>, Error> {
+        let lock = self.get_item(lock_key(email)).await?;
+        Ok(lock.as_ref().and_then(|l| get_s(l, "invitation_id")).map(str::to_owned))
+    }
+
     /// Deletes the email's lock in the same transaction, if it still belongs to this invitation.
     async fn lock_release(&self, invitation: &Invitation) -> Result<Option<TransactWriteItem>, Error> {
-        let lock = self.get_item(lock_key(&invitation.email)).await?;
-        if lock.as_ref().and_then(|l| get_s(l, "invitation_id")) != Some(invitation.id.as_str()) {
+        if self.lock_owner(&invitation.email).await?.as_deref() != Some(invitation.id.as_str()) {
             return Ok(None);
         }
         self.delete(lock_key(&invitation.email), "invitation_id = :id", values([(":id", s(invitation.id.as_str()))]))
@@ -283,12 +288,16 @@ impl DynamoInvitationStore {
             Some(condition),
             Some(cond_values),
         )?];
-        items.push(self.update(
-            lock_key(&invitation.email),
-            "SET st = :pending REMOVE reserved_until",
-            Some("invitation_id = :id"),
-            values([(":pending", s("pending")), (":id", s(invitation.id.as_str()))]),
-        )?);
+        // The lock follows only while it is still this invitation's: once the
+        // invitation expired, a newer one may have taken it over.
+        if self.lock_owner(&invitation.email).await?.as_deref() == Some(invitation.id.as_str()) {
+            items.push(self.update(
+                lock_key(&invitation.email),
+                "SET st = :pending REMOVE reserved_until",
+                Some("invitation_id = :id"),
+                values([(":pending", s("pending")), (":id", s(invitation.id.as_str()))]),
+            )?);
+        }
         match self.transact(items).await {
             Ok(()) => Ok(true),
             Err(e) if cancellation_codes(&e).is_some() => Ok(false),
@@ -493,11 +502,22 @@ impl InvitationStore for DynamoInvitationStore {
     }
 
     async fn reserve(&self, email: &Email, code_hash: &CodeHash, now: OffsetDateTime) -> Result<ReserveOutcome, Error> {
-        let candidates = self.by_email(email).await?;
+        // The live invitation is found through the lock, read consistently: the
+        // email index lags, and a code sent a moment ago must work. The index
+        // only adds the dead ones, so their holders learn why they fail.
+        let mut candidates = Vec::new();
+        let owner = self.lock_owner(email).await?;
+        if let Some(owner) = &owner
+            && let Some(live) = self.get(&InvitationId::new(owner.clone())).await?
+        {
+            candidates.push(live);
+        }
+        let others = self.by_email(email).await?;
+        candidates.extend(others.into_iter().filter(|i| Some(i.id.as_str()) != owner.as_deref()));
         let Some(listed) = domain::invitation::matching_code(candidates, code_hash) else {
             return Err(Error::InvalidAccessCode);
         };
-        // The index may lag: decide on the item itself.
+        // Decide on the item itself, read consistently.
         let invitation = self.require(&listed.id).await?;
         if !invitation.code_hash.matches(code_hash) {
             return Err(Error::InvalidAccessCode);

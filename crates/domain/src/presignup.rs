@@ -62,6 +62,9 @@ pub enum PreSignUpDecision {
 }
 
 pub const REJECT_NOT_INVITED: &str = "Sign-up is by invitation only";
+/// What the trigger answers when it could not look the invitation up; the
+/// service recognises it and answers 503, not a wrong-code 403.
+pub const TRIGGER_UNAVAILABLE: &str = "Sign-up is unavailable right now; try again";
 pub const REJECT_NO_EMAIL: &str = "An email address is required";
 
 pub fn decide(facts: &PreSignUpFacts) -> PreSignUpDecision {

@@ -48,7 +48,7 @@ where
         (Some(email), Trigger::SignUp) => reserved(email.clone()).await.map_err(|e| {
             // Logged with its chain; Cognito only learns that the trigger failed.
             tracing::error!(error = ?e, "could not look the invitation up");
-            Rejected("Sign-up is unavailable right now; try again")
+            Rejected(domain::presignup::TRIGGER_UNAVAILABLE)
         })?,
         _ => false,
     };

@@ -57,8 +57,10 @@ async fn run_serve(common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<()>
     let fresh = common.backend == BackendKind::Embedded && backend_embedded::is_fresh(&common.data_dir);
     let app = Application::build(app_config(common, Some(serve))?, Arc::new(SystemClock)).await?;
     tracing::info!(address = %app.address(), data_dir = %common.data_dir.display(), policy = common.policy.as_str(), "invitegate is listening");
-    let nobody_yet =
-        app.service().pool.list_users().await?.is_empty() && app.service().store.list(None).await?.is_empty();
+    // The greeting is for a new embedded data dir; on AWS, counting users would page through the pool.
+    let nobody_yet = common.backend == BackendKind::Embedded
+        && app.service().pool.list_users().await?.is_empty()
+        && app.service().store.list(None).await?.is_empty();
     if fresh || nobody_yet {
         eprintln!(
             "\ninvitegate has no users or invitations yet. To invite yourself, run in another terminal:\n\n    \
@@ -133,7 +135,11 @@ pub async fn run_invite(common: &CommonArgs, command: &InviteCommand, out: &mut 
                 invitation.email,
                 invitation.id,
                 invitation.expires_at.format(&Rfc3339)?,
-                if common.smtp_url.is_none() { "; read it with `invitegate outbox`" } else { "" }
+                if common.backend == BackendKind::Embedded && common.smtp_url.is_none() {
+                    "; read it with `invitegate outbox`"
+                } else {
+                    ""
+                }
             )?;
         }
         InviteCommand::List { status } => {

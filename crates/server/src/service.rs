@@ -12,6 +12,9 @@ use time::Duration;
 
 use crate::clock::Clock;
 
+/// How far the pool's clock (Cognito's) and ours may disagree when comparing creation times.
+const CLOCK_SKEW: Duration = Duration::seconds(5);
+
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
     pub public_url: String,
@@ -56,6 +59,15 @@ impl Invitegate {
             return match self.settings.policy {
                 SignUpPolicy::InviteOnly => Err(Error::MissingParams),
                 SignUpPolicy::Open => {
+                    // While an invitee's sign-up holds the email's invitation, a code-less
+                    // sign-up for that email must not slip in: on AWS the trigger can only
+                    // see that *a* reservation exists, not whose it is.
+                    if let Some(invitation) = self.store.latest_for_email(&email).await?
+                        && invitation.status == domain::StoredStatus::Reserved
+                        && !invitation.reservation_lapsed(now)
+                    {
+                        return Err(Error::InvitationInUse);
+                    }
                     self.pool.sign_up(SignUpRequest { email, password, reservation: None }, now).await
                 }
             };
@@ -75,6 +87,12 @@ impl Invitegate {
         };
         let request = SignUpRequest { email, password, reservation: Some(reservation.clone()) };
         match self.pool.sign_up(request, now).await {
+            // The pool created the user but did not confirm it (its lease ran out under
+            // it): the invitation was not what let them in, so it goes back.
+            Ok(outcome) if !outcome.confirmed => {
+                self.store.release(&reservation).await?;
+                Ok(outcome)
+            }
             Ok(outcome) => {
                 self.store.complete(&reservation, &outcome.sub, now).await?;
                 tracing::info!(sub = %outcome.sub, invitation = %reservation.invitation_id, "invited user signed up");
@@ -107,7 +125,7 @@ impl Invitegate {
         match user {
             Some(user)
                 if user.status == UserStatus::Confirmed
-                    && reserved_at.is_some_and(|at| user.created_at >= at - time::Duration::seconds(1)) =>
+                    && reserved_at.is_some_and(|at| user.created_at >= at - CLOCK_SKEW) =>
             {
                 self.store.settle_lapsed(&invitation.id, Some(&user.sub), now).await?;
                 tracing::warn!(invitation = %invitation.id, sub = %user.sub, "lapsed reservation settled as redeemed");

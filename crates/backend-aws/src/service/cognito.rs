@@ -71,6 +71,16 @@ where
     unexpected(error, operation)
 }
 
+/// Only UNCONFIRMED (self sign-up, address not proven) counts as unconfirmed:
+/// every other state (CONFIRMED, RESET_REQUIRED, FORCE_CHANGE_PASSWORD, …) is a
+/// real account that an invitation must never replace.
+fn status(cognito: Option<&UserStatusType>) -> UserStatus {
+    match cognito {
+        Some(UserStatusType::Unconfirmed) => UserStatus::Unconfirmed,
+        _ => UserStatus::Confirmed,
+    }
+}
+
 fn tokens(result: Option<&AuthenticationResultType>, refresh: Option<SecretString>) -> Result<Tokens, Error> {
     let result = result.ok_or_else(|| Error::unexpected("Cognito answered without tokens (a challenge?)"))?;
     let id = result.id_token().ok_or_else(|| Error::unexpected("no id token"))?;
@@ -113,7 +123,19 @@ impl CognitoUserPool {
                 Some(s) if s.is_invalid_password_exception() => {
                     Error::InvalidPassword(s.message().unwrap_or("Password does not conform to policy").to_owned())
                 }
+                Some(s)
+                    if s.is_user_lambda_validation_exception()
+                        && s.message().is_some_and(|m| m.contains(domain::presignup::TRIGGER_UNAVAILABLE)) =>
+                {
+                    tracing::error!("the PreSignUp trigger could not look the invitation up");
+                    Error::Unavailable { retry_after: THROTTLED_RETRY_AFTER }
+                }
                 Some(s) if s.is_user_lambda_validation_exception() => Error::InvalidAccessCode,
+                // The trigger timed out or answered nonsense: no user was created.
+                Some(s) if s.is_unexpected_lambda_exception() || s.is_invalid_lambda_response_exception() => {
+                    tracing::error!(error = %s, "the PreSignUp trigger failed");
+                    Error::Unavailable { retry_after: THROTTLED_RETRY_AFTER }
+                }
                 _ => other(e, "Cognito SignUp"),
             }),
         }
@@ -150,10 +172,7 @@ impl CognitoUserPool {
         Ok(Some(UserRecord {
             sub: UserSub::new(sub),
             email: Email::parse(&email).map_err(|_| Error::unexpected("Cognito user with invalid email"))?,
-            status: match output.user_status() {
-                Some(UserStatusType::Confirmed) => UserStatus::Confirmed,
-                _ => UserStatus::Unconfirmed,
-            },
+            status: status(output.user_status()),
             email_verified: attribute("email_verified").as_deref() == Some("true"),
             created_at: OffsetDateTime::from_unix_timestamp(created).unwrap_or(OffsetDateTime::UNIX_EPOCH),
         }))
@@ -164,12 +183,12 @@ impl CognitoUserPool {
 impl UserPool for CognitoUserPool {
     async fn sign_up(&self, request: SignUpRequest, _now: OffsetDateTime) -> Result<SignUpOutcome, Error> {
         match self.cognito_sign_up(&request).await {
-            // An invitation proves the address; an unconfirmed account someone opened
-            // for it (open mode) proved nothing and gives way, as on the embedded pool.
             Err(Error::UserExists) if request.reservation.is_some() => {
                 let Some(existing) = self.get_user(request.email.as_str()).await? else {
                     return Err(Error::UserExists);
                 };
+                // An invitation proves the address; an unconfirmed account someone opened
+                // for it (open mode) proved nothing and gives way, as on the embedded pool.
                 if existing.status != UserStatus::Unconfirmed {
                     return Err(Error::UserExists);
                 }
@@ -335,10 +354,7 @@ impl UserPool for CognitoUserPool {
                 users.push(UserRecord {
                     sub: UserSub::new(sub),
                     email,
-                    status: match user.user_status() {
-                        Some(UserStatusType::Confirmed) => UserStatus::Confirmed,
-                        _ => UserStatus::Unconfirmed,
-                    },
+                    status: status(user.user_status()),
                     email_verified: attribute("email_verified").as_deref() == Some("true"),
                     created_at: OffsetDateTime::from_unix_timestamp(user.user_create_date().map_or(0, |d| d.secs()))
                         .unwrap_or(OffsetDateTime::UNIX_EPOCH),

@@ -63,14 +63,13 @@ impl CognitoTokenVerifier {
         if cache.fetched_at.is_some_and(|at| at.elapsed() < self.min_refetch_interval) {
             return Ok(());
         }
-        cache.fetched_at = Some(Instant::now());
-        let response = self.http.get(&self.jwks_url).send().await.map_err(|e| unexpected(e, "fetching the JWKS"))?;
-        let body = response
-            .error_for_status()
-            .map_err(|e| unexpected(e, "fetching the JWKS"))?
-            .text()
-            .await
-            .map_err(|e| unexpected(e, "reading the JWKS"))?;
+        // Without keys no token can be checked: the client should retry, not sign in again.
+        let unavailable = |e: reqwest::Error| {
+            tracing::error!(error = %e, url = %self.jwks_url, "could not fetch the pool's JWKS");
+            Error::Unavailable { retry_after: Duration::from_secs(2) }
+        };
+        let response = self.http.get(&self.jwks_url).send().await.map_err(unavailable)?;
+        let body = response.error_for_status().map_err(unavailable)?.text().await.map_err(unavailable)?;
         let set: JwkSet = serde_json::from_str(&body).map_err(|e| unexpected(e, "parsing the JWKS"))?;
         cache.keys = set
             .keys
@@ -78,6 +77,8 @@ impl CognitoTokenVerifier {
             .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
             .collect();
         cache.document = Some(body);
+        // Only a successful fetch starts the quiet interval: after a failure the next token retries.
+        cache.fetched_at = Some(Instant::now());
         Ok(())
     }
 

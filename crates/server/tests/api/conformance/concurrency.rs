@@ -89,3 +89,22 @@ async fn a_burst_of_parallel_wrong_passwords_is_still_limited() {
     assert_eq!(answered, 5, "only five guesses were checked: {statuses:?}");
     assert_eq!(statuses.iter().filter(|s| **s == StatusCode::TOO_MANY_REQUESTS).count(), 15);
 }
+
+#[tokio::test]
+async fn an_open_sign_up_cannot_slip_in_while_an_invitee_holds_the_invitation() {
+    let app = spawn_app_with(|c| c.service.policy = domain::SignUpPolicy::Open).await;
+    app.operator_invite("held@example.com").await;
+    let code = app.access_code("held@example.com").await;
+    let email = domain::Email::parse("held@example.com").unwrap();
+    let hash = app.service.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
+    // The invitee's sign-up holds the invitation (between reserving and creating the user)…
+    let now = server::clock::Clock::now(&app.clock);
+    let outcome = app.service.store.reserve(&email, &hash, now).await.unwrap();
+    let domain::ReserveOutcome::Reserved(reservation) = outcome else { panic!("not reserved") };
+    // …so a code-less sign-up for the same email is turned away rather than confirmed.
+    let intruder = app.post("/sign_up", serde_json::json!({ "email": "held@example.com", "password": PASSWORD })).await;
+    expect_error(intruder, StatusCode::CONFLICT, "invitation_in_use").await;
+    assert!(app.service.pool.find_by_email(&email).await.unwrap().is_none());
+    app.service.store.release(&reservation).await.unwrap();
+    expect_json(app.sign_up("held@example.com", PASSWORD, &code).await, StatusCode::OK).await;
+}
