@@ -17,6 +17,10 @@ use super::jwks::CognitoTokenVerifier;
 use super::secret_hash::secret_hash;
 use crate::unexpected;
 
+/// SignUp throttled by Cognito is retried after 100 ms, 400 ms and 1.6 s.
+const SIGN_UP_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
+const SIGN_UP_MAX_BACKOFF: std::time::Duration = std::time::Duration::from_millis(1600);
+
 /// Cognito's own throttling survived the SDK's retries: ask the client to come back.
 const THROTTLED_RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -103,16 +107,37 @@ impl CognitoUserPool {
             .map_err(|e| unexpected(e, "building the email attribute"))?;
         // The PreSignUp trigger decides confirmation by looking the email's
         // reservation up in DynamoDB; nothing about the invitation travels here.
-        let result = self
-            .client
-            .sign_up()
-            .client_id(&self.client_id)
-            .secret_hash(self.hash(email))
-            .username(email)
-            .password(request.password.expose())
-            .user_attributes(attribute)
-            .send()
-            .await;
+        //
+        // The SDK's own retries are off for SignUp: a retry after a timeout whose
+        // first attempt did create the user would come back UsernameExists, and the
+        // invitation would be given back for a user who got in. Only throttling —
+        // certain to have created nothing — is retried, here, with backoff; any
+        // other failure leaves the reservation to lapse and be settled.
+        let mut backoff = SIGN_UP_BACKOFF;
+        let result = loop {
+            let attempt = self
+                .client
+                .sign_up()
+                .client_id(&self.client_id)
+                .secret_hash(self.hash(email))
+                .username(email)
+                .password(request.password.expose())
+                .user_attributes(attribute.clone())
+                .customize()
+                .config_override(
+                    aws_sdk_cognitoidentityprovider::config::Builder::default()
+                        .retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled()),
+                )
+                .send()
+                .await;
+            match attempt {
+                Err(e) if throttled(&e) && backoff <= SIGN_UP_MAX_BACKOFF => {
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 4;
+                }
+                done => break done,
+            }
+        };
         match result {
             Ok(output) => Ok(SignUpOutcome {
                 sub: UserSub::new(output.user_sub().to_owned()),
