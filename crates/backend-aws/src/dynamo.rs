@@ -27,7 +27,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
-use domain::invitation::RESERVATION_LEASE;
+use domain::invitation::Reservable;
 use domain::{
     CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, QuotaCharge,
     Reservation, ReserveOutcome, StoredStatus, UserSub,
@@ -387,7 +387,7 @@ impl InvitationStore for DynamoInvitationStore {
                 });
             }
         }
-        self.require(&new.id).await
+        Ok(Invitation::from(new))
     }
 
     async fn get(&self, id: &InvitationId) -> Result<Option<Invitation>, Error> {
@@ -455,7 +455,7 @@ impl InvitationStore for DynamoInvitationStore {
             Some(_) => Error::InvitationInUse,
             None => unexpected(e, "DynamoDB revoke"),
         })?;
-        self.require(id).await
+        Ok(Invitation { status: StoredStatus::Revoked, ..invitation })
     }
 
     async fn rotate_code(
@@ -498,7 +498,7 @@ impl InvitationStore for DynamoInvitationStore {
             Some(_) => Error::InvitationInUse,
             None => unexpected(e, "DynamoDB rotate code"),
         })?;
-        self.require(id).await
+        Ok(Invitation { code_hash, expires_at, ..invitation })
     }
 
     async fn reserve(&self, email: &Email, code_hash: &CodeHash, now: OffsetDateTime) -> Result<ReserveOutcome, Error> {
@@ -522,14 +522,11 @@ impl InvitationStore for DynamoInvitationStore {
         if !invitation.code_hash.matches(code_hash) {
             return Err(Error::InvalidAccessCode);
         }
-        match invitation.check_redeemable(now) {
-            Ok(()) => {}
-            Err(Error::InvitationInUse) if invitation.reservation_lapsed(now) => {
-                return Ok(ReserveOutcome::Lapsed(invitation));
-            }
-            Err(e) => return Err(e),
+        if invitation.check_reservable(now)? == Reservable::Lapsed {
+            return Ok(ReserveOutcome::Lapsed(invitation));
         }
-        let until = now + RESERVATION_LEASE;
+        let reservation = invitation.reservation(now);
+        let until = reservation.until;
         let items = vec![
             self.update(
                 invitation_key(&invitation.id),
@@ -553,12 +550,7 @@ impl InvitationStore for DynamoInvitationStore {
             Some(_) => Error::InvitationInUse,
             None => unexpected(e, "DynamoDB reserve"),
         })?;
-        Ok(ReserveOutcome::Reserved(Reservation {
-            invitation_id: invitation.id,
-            email: invitation.email,
-            invitee_quota: invitation.invitee_quota,
-            until,
-        }))
+        Ok(ReserveOutcome::Reserved(reservation))
     }
 
     async fn release(&self, reservation: &Reservation) -> Result<(), Error> {

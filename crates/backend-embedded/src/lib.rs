@@ -14,12 +14,16 @@ use std::sync::Arc;
 use anyhow::Context;
 use domain::{CodeHasher, InvitationStore, Mailer, SignUpPolicy, UserPool};
 
-pub use db::{DB_FILE, Db};
-pub use hashing::{HashingCost, PasswordHashing};
-pub use mailer::{OUTBOX_DIR, OutboxMailer, SmtpMailer, outbox_messages, parse_from};
-pub use pool::LocalUserPool;
-pub use store::SqliteInvitationStore;
-pub use tokens::{CLIENT_ID, TokenIssuer};
+use db::{DB_FILE, Db};
+use hashing::PasswordHashing;
+use mailer::{OutboxMailer, SmtpMailer, parse_from};
+use pool::LocalUserPool;
+use store::SqliteInvitationStore;
+use tokens::TokenIssuer;
+
+pub use hashing::HashingCost;
+pub use mailer::{OUTBOX_DIR, outbox_messages};
+pub use tokens::CLIENT_ID;
 
 pub struct EmbeddedConfig {
     pub data_dir: PathBuf,
@@ -51,9 +55,21 @@ pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
         .with_context(|| format!("creating the directory {}", dir.display()))
 }
 
-/// Whether `open` would start from nothing (used to greet a new operator).
-pub fn is_fresh(data_dir: &Path) -> bool {
-    !data_dir.join(DB_FILE).exists()
+/// Whether the data dir holds no users and no invitations yet (used to greet a
+/// new operator): two indexed existence checks, not a listing.
+pub fn is_unused(data_dir: &Path) -> anyhow::Result<bool> {
+    let path = data_dir.join(DB_FILE);
+    if !path.exists() {
+        return Ok(true);
+    }
+    let conn = rusqlite::Connection::open_with_flags(&path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+        .with_context(|| format!("opening {}", path.display()))?;
+    let unused = conn.query_row(
+        "SELECT NOT EXISTS (SELECT 1 FROM users) AND NOT EXISTS (SELECT 1 FROM invitations)",
+        [],
+        |row| row.get(0),
+    )?;
+    Ok(unused)
 }
 
 pub fn open(config: &EmbeddedConfig) -> anyhow::Result<EmbeddedBackend> {

@@ -3,7 +3,7 @@
 //! schema's job (see `db.rs`).
 
 use async_trait::async_trait;
-use domain::invitation::RESERVATION_LEASE;
+use domain::invitation::Reservable;
 use domain::{
     CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, QuotaCharge,
     Reservation, ReserveOutcome, StoredStatus, UserSub,
@@ -165,10 +165,8 @@ impl InvitationStore for SqliteInvitationStore {
                     Err(e) if is_unique_violation(&e) => return Err(Error::AlreadyInvited),
                     Err(e) => return Err(db_err(e)),
                 }
-                let invitation =
-                    get_in(&tx, new.id.as_str())?.ok_or_else(|| Error::unexpected("inserted invitation vanished"))?;
                 tx.commit().map_err(db_err)?;
-                Ok(invitation)
+                Ok(Invitation::from(new))
             })
             .await
     }
@@ -251,9 +249,8 @@ impl InvitationStore for SqliteInvitationStore {
                     tx.execute("UPDATE invite_quotas SET remaining = remaining + 1 WHERE sub = ?1", [sub.as_str()])
                         .map_err(db_err)?;
                 }
-                let revoked = get_in(&tx, id.as_str())?.ok_or(Error::NotFound)?;
                 tx.commit().map_err(db_err)?;
-                Ok(revoked)
+                Ok(Invitation { status: StoredStatus::Revoked, ..invitation })
             })
             .await
     }
@@ -284,9 +281,8 @@ impl InvitationStore for SqliteInvitationStore {
                     Err(e) if is_unique_violation(&e) => return Err(Error::AlreadyInvited),
                     Err(e) => return Err(db_err(e)),
                 }
-                let rotated = get_in(&tx, id.as_str())?.ok_or(Error::NotFound)?;
                 tx.commit().map_err(db_err)?;
-                Ok(rotated)
+                Ok(Invitation { code_hash, expires_at, ..invitation })
             })
             .await
     }
@@ -305,31 +301,22 @@ impl InvitationStore for SqliteInvitationStore {
                 };
                 let invitation =
                     domain::invitation::matching_code(candidates, &code_hash).ok_or(Error::InvalidAccessCode)?;
-                match invitation.check_redeemable(now) {
-                    Ok(()) => {}
-                    Err(Error::InvitationInUse) if invitation.reservation_lapsed(now) => {
-                        return Ok(ReserveOutcome::Lapsed(invitation));
-                    }
-                    Err(e) => return Err(e),
+                if invitation.check_reservable(now)? == Reservable::Lapsed {
+                    return Ok(ReserveOutcome::Lapsed(invitation));
                 }
-                let until = now + RESERVATION_LEASE;
+                let reservation = invitation.reservation(now);
                 let changed = tx
                     .execute(
                         "UPDATE invitations SET status = 'reserved', reserved_until = ?2 \
                          WHERE id = ?1 AND status = 'pending' AND expires_at > ?3",
-                        params![invitation.id.as_str(), ts(until), ts(now)],
+                        params![invitation.id.as_str(), ts(reservation.until), ts(now)],
                     )
                     .map_err(db_err)?;
                 if changed != 1 {
                     return Err(Error::InvitationInUse);
                 }
                 tx.commit().map_err(db_err)?;
-                Ok(ReserveOutcome::Reserved(Reservation {
-                    invitation_id: invitation.id,
-                    email: invitation.email,
-                    invitee_quota: invitation.invitee_quota,
-                    until,
-                }))
+                Ok(ReserveOutcome::Reserved(reservation))
             })
             .await
     }

@@ -119,6 +119,6 @@ impl TokenIssuer {
         if claims.exp <= now.unix_timestamp() || claims.token_use != "access" || claims.client_id != CLIENT_ID {
             return Err(Error::InvalidToken);
         }
-        Ok(AccessClaims { sub: UserSub::new(claims.sub), username: claims.username })
+        Ok(AccessClaims { sub: UserSub::new(claims.sub) })
     }
 }

@@ -41,10 +41,6 @@ impl Email {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    pub fn domain(&self) -> &str {
-        self.0.rsplit_once('@').map(|(_, d)| d).unwrap_or_default()
-    }
 }
 
 fn validate_local(local: &str) -> Result<(), InvalidEmail> {
@@ -113,7 +109,6 @@ mod tests {
     fn normalises_case_and_whitespace() {
         let email = Email::parse("  Alice.Smith@Example.COM ").unwrap();
         assert_eq!(email.as_str(), "alice.smith@example.com");
-        assert_eq!(email.domain(), "example.com");
     }
 
     #[test]

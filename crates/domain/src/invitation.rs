@@ -52,15 +52,6 @@ pub enum StoredStatus {
 }
 
 impl StoredStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "pending",
-            Self::Reserved => "reserved",
-            Self::Redeemed => "redeemed",
-            Self::Revoked => "revoked",
-        }
-    }
-
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "pending" => Self::Pending,
@@ -136,15 +127,6 @@ impl Invitation {
         }
     }
 
-    /// Whether this invitation still blocks a new one for the same email.
-    pub fn is_active(&self, now: OffsetDateTime) -> bool {
-        match self.status {
-            StoredStatus::Reserved => !self.reservation_lapsed(now) || now < self.expires_at,
-            StoredStatus::Pending => now < self.expires_at,
-            StoredStatus::Redeemed | StoredStatus::Revoked => false,
-        }
-    }
-
     /// A sign-up reserved this invitation and neither finished nor gave it back in time.
     pub fn reservation_lapsed(&self, now: OffsetDateTime) -> bool {
         self.status == StoredStatus::Reserved && self.reserved_until.is_none_or(|until| until <= now)
@@ -166,6 +148,27 @@ impl Invitation {
             StoredStatus::Reserved => Err(Error::InvitationInUse),
             StoredStatus::Pending if now >= self.expires_at => Err(Error::InvitationExpired),
             StoredStatus::Pending => Ok(()),
+        }
+    }
+
+    /// The right email and code were presented: may storage reserve it now?
+    /// `Lapsed` means an earlier sign-up's lease ran out unsettled; the caller
+    /// must settle it first (see `ReserveOutcome::Lapsed`).
+    pub fn check_reservable(&self, now: OffsetDateTime) -> Result<Reservable, Error> {
+        match self.check_redeemable(now) {
+            Ok(()) => Ok(Reservable::Now),
+            Err(Error::InvitationInUse) if self.reservation_lapsed(now) => Ok(Reservable::Lapsed),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The reservation a sign-up holds once storage has reserved this invitation at `now`.
+    pub fn reservation(&self, now: OffsetDateTime) -> Reservation {
+        Reservation {
+            invitation_id: self.id.clone(),
+            email: self.email.clone(),
+            invitee_quota: self.invitee_quota,
+            until: now + RESERVATION_LEASE,
         }
     }
 
@@ -196,6 +199,12 @@ pub fn matching_code(candidates: Vec<Invitation>, presented: &CodeHash) -> Optio
     matched
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reservable {
+    Now,
+    Lapsed,
+}
+
 /// What a sign-up holds between reserving an invitation and creating the user.
 #[derive(Debug, Clone)]
 pub struct Reservation {
@@ -215,6 +224,31 @@ pub struct NewInvitation {
     pub invitee_quota: Option<u32>,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+}
+
+/// Invitation times are kept to the second (what both stores hold), so what a
+/// store returns after a write equals what a later read gives.
+pub fn whole_seconds(t: OffsetDateTime) -> OffsetDateTime {
+    t.replace_nanosecond(0).unwrap_or(t)
+}
+
+/// What storage holds right after inserting a new invitation: pending, untouched.
+impl From<NewInvitation> for Invitation {
+    fn from(new: NewInvitation) -> Self {
+        Self {
+            id: new.id,
+            email: new.email,
+            code_hash: new.code_hash,
+            status: StoredStatus::Pending,
+            inviter: new.inviter,
+            invitee_quota: new.invitee_quota,
+            created_at: new.created_at,
+            expires_at: new.expires_at,
+            reserved_until: None,
+            redeemed_by: None,
+            redeemed_at: None,
+        }
+    }
 }
 
 #[cfg(test)]
@@ -244,7 +278,6 @@ mod tests {
         assert_eq!(inv.status_at(datetime!(2026-01-07 23:59 UTC)), InvitationStatus::Pending);
         assert_eq!(inv.status_at(datetime!(2026-01-08 0:00 UTC)), InvitationStatus::Expired);
         assert!(matches!(inv.check_redeemable(datetime!(2026-01-09 0:00 UTC)), Err(Error::InvitationExpired)));
-        assert!(!inv.is_active(datetime!(2026-01-09 0:00 UTC)));
     }
 
     #[test]
@@ -257,13 +290,12 @@ mod tests {
     }
 
     #[test]
-    fn a_lapsed_reservation_is_reported_even_after_expiry_and_stops_blocking() {
+    fn a_lapsed_reservation_is_reported_even_after_expiry() {
         let mut inv = invitation(StoredStatus::Reserved);
         inv.reserved_until = Some(datetime!(2026-01-07 23:59 UTC));
         let after_expiry = datetime!(2026-01-09 0:00 UTC);
         assert!(inv.reservation_lapsed(after_expiry));
         assert!(matches!(inv.check_redeemable(after_expiry), Err(Error::InvitationInUse)));
-        assert!(!inv.is_active(after_expiry));
-        assert!(inv.is_active(datetime!(2026-01-07 23:58 UTC)));
+        assert_eq!(inv.check_reservable(after_expiry).unwrap(), Reservable::Lapsed);
     }
 }

@@ -99,7 +99,6 @@ pub struct Tokens {
 #[derive(Debug, Clone)]
 pub struct AccessClaims {
     pub sub: UserSub,
-    pub username: String,
 }
 
 #[derive(Debug)]

@@ -11,9 +11,8 @@ use time::format_description::well_known::Rfc3339;
 use crate::clock::SystemClock;
 use crate::config::{AwsCommand, BackendKind, Cli, Command, CommonArgs, InviteCommand, ServeArgs, UsersCommand};
 use crate::limits::AttemptLimits;
-use crate::startup::{
-    AppConfig, Application, Backend, ServiceSettingsInput, build_service, default_public_url, shutdown_signal,
-};
+use crate::service::ServiceSettings;
+use crate::startup::{AppConfig, Application, Backend, build_service, default_public_url, shutdown_signal};
 
 pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Result<AppConfig> {
     let backend = match common.backend {
@@ -25,7 +24,7 @@ pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Res
         data_dir: common.data_dir.clone(),
         listen: common.listen,
         public_url: common.public_url.clone(),
-        service: ServiceSettingsInput {
+        service: ServiceSettings {
             policy: common.policy,
             default_invite_quota: common.invite_quota,
             invitation_ttl: time::Duration::hours(i64::from(common.invitation_ttl_hours)),
@@ -54,14 +53,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_serve(common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<()> {
-    let fresh = common.backend == BackendKind::Embedded && backend_embedded::is_fresh(&common.data_dir);
+    // Only an embedded data dir greets its operator; on AWS that would mean paging through the pool.
+    let unused = common.backend == BackendKind::Embedded && backend_embedded::is_unused(&common.data_dir)?;
     let app = Application::build(app_config(common, Some(serve))?, Arc::new(SystemClock)).await?;
     tracing::info!(address = %app.address(), data_dir = %common.data_dir.display(), policy = common.policy.as_str(), "invitegate is listening");
-    // The greeting is for a new embedded data dir; on AWS, counting users would page through the pool.
-    let nobody_yet = common.backend == BackendKind::Embedded
-        && app.service().pool.list_users().await?.is_empty()
-        && app.service().store.list(None).await?.is_empty();
-    if fresh || nobody_yet {
+    if unused {
         eprintln!(
             "\ninvitegate has no users or invitations yet. To invite yourself, run in another terminal:\n\n    \
              invitegate --data-dir {dir} invite create you@example.com\n    \

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use domain::invitation::whole_seconds;
 use domain::{
     AccessCode, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, Mailer, NewInvitation,
     Password, PasswordPolicy, QuotaCharge, ReserveOutcome, SignUpOutcome, SignUpPolicy, SignUpRequest, UserPool,
@@ -15,9 +16,9 @@ use crate::clock::Clock;
 /// How far the pool's clock (Cognito's) and ours may disagree when comparing creation times.
 const CLOCK_SKEW: Duration = Duration::seconds(5);
 
+/// The rules the service applies; `AppConfig` carries them as they are.
 #[derive(Debug, Clone)]
 pub struct ServiceSettings {
-    pub public_url: String,
     pub policy: SignUpPolicy,
     pub default_invite_quota: u32,
     pub invitation_ttl: Duration,
@@ -32,6 +33,8 @@ pub struct Invitegate {
     pub codes: CodeHasher,
     pub clock: Arc<dyn Clock>,
     pub settings: ServiceSettings,
+    /// Base of invitation links; known only once the listener is bound.
+    pub public_url: String,
 }
 
 /// What `/me` shows.
@@ -173,11 +176,11 @@ impl Invitegate {
             code_hash: self.codes.hash_access_code(&code),
             inviter,
             invitee_quota,
-            created_at: now,
-            expires_at: now + self.settings.invitation_ttl,
+            created_at: whole_seconds(now),
+            expires_at: whole_seconds(now + self.settings.invitation_ttl),
         };
         let invitation = self.store.create(new, charge, now).await?;
-        let message = messages::invitation(&self.settings.public_url, &email, &code, invitation.expires_at);
+        let message = messages::invitation(&self.public_url, &email, &code, invitation.expires_at);
         if let Err(e) = self.mailer.send(&message).await {
             if let Err(revoke_error) = self.store.revoke(&invitation.id, now).await {
                 tracing::error!(error = ?revoke_error, "could not revoke an invitation whose email failed");
@@ -216,9 +219,14 @@ impl Invitegate {
         let code = AccessCode::generate(&mut rand::rng());
         let rotated = self
             .store
-            .rotate_code(&invitation.id, self.codes.hash_access_code(&code), now + self.settings.invitation_ttl, now)
+            .rotate_code(
+                &invitation.id,
+                self.codes.hash_access_code(&code),
+                whole_seconds(now + self.settings.invitation_ttl),
+                now,
+            )
             .await?;
-        let message = messages::invitation(&self.settings.public_url, &rotated.email, &code, rotated.expires_at);
+        let message = messages::invitation(&self.public_url, &rotated.email, &code, rotated.expires_at);
         self.mailer.send(&message).await?;
         tracing::info!(invitation = %rotated.id, "invitation re-sent with a new code");
         Ok(rotated)

@@ -39,7 +39,7 @@ pub struct AppConfig {
     pub data_dir: std::path::PathBuf,
     pub listen: SocketAddr,
     pub public_url: Option<String>,
-    pub service: ServiceSettingsInput,
+    pub service: ServiceSettings,
     pub smtp_url: Option<domain::SecretString>,
     pub mail_from: String,
     pub hashing_cost: HashingCost,
@@ -47,15 +47,6 @@ pub struct AppConfig {
     pub cors_origins: Vec<String>,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
-}
-
-/// The service settings that do not depend on where we end up listening.
-#[derive(Debug, Clone)]
-pub struct ServiceSettingsInput {
-    pub policy: domain::SignUpPolicy,
-    pub default_invite_quota: u32,
-    pub invitation_ttl: time::Duration,
-    pub password_policy: domain::PasswordPolicy,
 }
 
 #[derive(Clone)]
@@ -89,21 +80,7 @@ pub async fn build_service(
             (backend.store, backend.pool, backend.mailer, backend.code_hasher)
         }
     };
-    let input = &config.service;
-    Ok(Invitegate {
-        store,
-        pool,
-        mailer,
-        codes,
-        clock,
-        settings: ServiceSettings {
-            public_url,
-            policy: input.policy,
-            default_invite_quota: input.default_invite_quota,
-            invitation_ttl: input.invitation_ttl,
-            password_policy: input.password_policy.clone(),
-        },
-    })
+    Ok(Invitegate { store, pool, mailer, codes, clock, settings: config.service.clone(), public_url })
 }
 
 pub fn default_public_url(listen: SocketAddr) -> String {

@@ -85,6 +85,25 @@ fn status(cognito: Option<&UserStatusType>) -> UserStatus {
     }
 }
 
+/// Our record of a Cognito user, from what AdminGetUser and ListUsers both return.
+fn user_record(
+    username: &str,
+    attributes: &[AttributeType],
+    cognito_status: Option<&UserStatusType>,
+    created: Option<&aws_sdk_cognitoidentityprovider::primitives::DateTime>,
+) -> Result<UserRecord, Error> {
+    let attribute = |name: &str| attributes.iter().find(|a| a.name() == name).and_then(|a| a.value());
+    let email = attribute("email").ok_or_else(|| Error::unexpected("Cognito user without email"))?;
+    Ok(UserRecord {
+        sub: UserSub::new(attribute("sub").unwrap_or(username).to_owned()),
+        email: Email::parse(email).map_err(|_| Error::unexpected("Cognito user with invalid email"))?,
+        status: status(cognito_status),
+        email_verified: attribute("email_verified") == Some("true"),
+        created_at: OffsetDateTime::from_unix_timestamp(created.map_or(0, |d| d.secs()))
+            .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+    })
+}
+
 fn tokens(result: Option<&AuthenticationResultType>, refresh: Option<SecretString>) -> Result<Tokens, Error> {
     let result = result.ok_or_else(|| Error::unexpected("Cognito answered without tokens (a challenge?)"))?;
     let id = result.id_token().ok_or_else(|| Error::unexpected("no id token"))?;
@@ -188,19 +207,8 @@ impl CognitoUserPool {
             Err(e) if service_code(&e) == Some("UserNotFoundException") => return Ok(None),
             Err(e) => return Err(other(e, "Cognito AdminGetUser")),
         };
-        let attribute = |name: &str| {
-            output.user_attributes().iter().find(|a| a.name() == name).and_then(|a| a.value()).map(str::to_owned)
-        };
-        let sub = attribute("sub").unwrap_or_else(|| output.username().to_owned());
-        let email = attribute("email").ok_or_else(|| Error::unexpected("Cognito user without email"))?;
-        let created = output.user_create_date().map_or(0, |d| d.secs());
-        Ok(Some(UserRecord {
-            sub: UserSub::new(sub),
-            email: Email::parse(&email).map_err(|_| Error::unexpected("Cognito user with invalid email"))?,
-            status: status(output.user_status()),
-            email_verified: attribute("email_verified").as_deref() == Some("true"),
-            created_at: OffsetDateTime::from_unix_timestamp(created).unwrap_or(OffsetDateTime::UNIX_EPOCH),
-        }))
+        user_record(output.username(), output.user_attributes(), output.user_status(), output.user_create_date())
+            .map(Some)
     }
 }
 
@@ -371,19 +379,16 @@ impl UserPool for CognitoUserPool {
                 .await
                 .map_err(|e| other(e, "Cognito ListUsers"))?;
             for user in page.users() {
-                let attribute = |name: &str| {
-                    user.attributes().iter().find(|a| a.name() == name).and_then(|a| a.value()).map(str::to_owned)
-                };
-                let (Some(sub), Some(email)) = (attribute("sub"), attribute("email")) else { continue };
-                let Ok(email) = Email::parse(&email) else { continue };
-                users.push(UserRecord {
-                    sub: UserSub::new(sub),
-                    email,
-                    status: status(user.user_status()),
-                    email_verified: attribute("email_verified").as_deref() == Some("true"),
-                    created_at: OffsetDateTime::from_unix_timestamp(user.user_create_date().map_or(0, |d| d.secs()))
-                        .unwrap_or(OffsetDateTime::UNIX_EPOCH),
-                });
+                // A user whose record cannot be read is left out of the listing, not fatal to it.
+                match user_record(
+                    user.username().unwrap_or_default(),
+                    user.attributes(),
+                    user.user_status(),
+                    user.user_create_date(),
+                ) {
+                    Ok(record) => users.push(record),
+                    Err(e) => tracing::warn!(error = %e, "skipping an unreadable Cognito user"),
+                }
             }
             match page.pagination_token() {
                 Some(next) => token = Some(next.to_owned()),

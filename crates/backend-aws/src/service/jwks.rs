@@ -21,7 +21,6 @@ struct CognitoAccessClaims {
     sub: String,
     token_use: String,
     client_id: String,
-    username: String,
     exp: i64,
 }
 
@@ -115,7 +114,7 @@ impl CognitoTokenVerifier {
         if claims.exp <= now.unix_timestamp() || claims.token_use != "access" || claims.client_id != self.client_id {
             return Err(Error::InvalidToken);
         }
-        Ok(AccessClaims { sub: UserSub::new(claims.sub), username: claims.username })
+        Ok(AccessClaims { sub: UserSub::new(claims.sub) })
     }
 }
 

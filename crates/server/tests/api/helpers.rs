@@ -11,7 +11,8 @@ use serde_json::{Value, json};
 use server::clock::ManualClock;
 use server::limits::AttemptLimits;
 use server::service::Invitegate;
-use server::startup::{AppConfig, Application, Backend, ServiceSettingsInput};
+use server::service::ServiceSettings;
+use server::startup::{AppConfig, Application, Backend};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
@@ -54,7 +55,7 @@ pub fn test_config(data_dir: &Path) -> AppConfig {
         data_dir: data_dir.to_path_buf(),
         listen: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
-        service: ServiceSettingsInput {
+        service: ServiceSettings {
             policy: SignUpPolicy::InviteOnly,
             default_invite_quota: 5,
             invitation_ttl: time::Duration::days(7),
