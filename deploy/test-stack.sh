@@ -1,12 +1,12 @@
 #!/bin/sh
-# deploy/test-stack.sh LAMBDA_ZIP INVITEGATE_BIN — end-to-end test of
+# deploy/test-stack.sh LAMBDA_ZIP INVITEGATE_BIN XTASK_BIN — end-to-end test of
 # deploy/template.yaml against a running AWS emulator (scripts/test.sh starts
 # ministack and calls this with AWS_ENDPOINT_URL, test credentials and
 # AWS_REGION exported).
 #
 # Deploys the template as a new stack (fresh names every run), reads the
 # service's environment with deploy/env-from-stack.sh, compares the stack's
-# pool, client, table and trigger with what `invitegate aws provision` creates,
+# pool, client, table and trigger with what `xtask provision` creates,
 # checks that an uninvited direct Cognito SignUp is refused by the trigger, and
 # runs invite -> sign-up -> sign-in -> /me through the service binary against
 # the stack. Details and the reasons for every exclusion: deploy/test_stack.py.
@@ -20,13 +20,15 @@
 # creates resources and never deletes them). Exits non-zero on any failure.
 set -eu
 die() { echo "test-stack.sh: $*" >&2; exit 1; }
-[ $# -eq 2 ] || die "usage: $0 LAMBDA_ZIP INVITEGATE_BIN"
+[ $# -eq 3 ] || die "usage: $0 LAMBDA_ZIP INVITEGATE_BIN XTASK_BIN"
 root=$(cd "$(dirname "$0")/.." && pwd)
 abs() { case $1 in /*) printf '%s' "$1" ;; *) printf '%s/%s' "$PWD" "$1" ;; esac; }
 zip=$(abs "$1")
 bin=$(abs "$2")
+xtask=$(abs "$3")
 [ -f "$zip" ] || die "no Lambda zip at $zip"
 [ -x "$bin" ] || die "no executable invitegate at $bin"
+[ -x "$xtask" ] || die "no executable xtask at $xtask"
 [ -n "${AWS_ENDPOINT_URL:-}" ] || die "AWS_ENDPOINT_URL is not set (this test targets an emulator)"
 [ -n "${AWS_REGION:-${AWS_DEFAULT_REGION:-}}" ] || die "AWS_REGION is not set"
 
@@ -49,4 +51,4 @@ unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN
 # env-from-stack.sh runs `aws`: the pinned one.
 PATH=$venv/bin:$PATH
 export AWS_DEFAULT_REGION AWS_REGION PATH
-exec "$venv/bin/python" "$root/deploy/test_stack.py" "$zip" "$bin"
+exec "$venv/bin/python" "$root/deploy/test_stack.py" "$zip" "$bin" "$xtask"

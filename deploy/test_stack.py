@@ -1,6 +1,6 @@
 """End-to-end test of deploy/template.yaml on an AWS emulator (run by deploy/test-stack.sh).
 
-    test_stack.py LAMBDA_ZIP INVITEGATE_BIN
+    test_stack.py LAMBDA_ZIP INVITEGATE_BIN XTASK_BIN
 
 Needs AWS_ENDPOINT_URL, credentials and AWS_DEFAULT_REGION in the environment and the
 pinned `aws` CLI first on PATH (test-stack.sh sees to both). Steps:
@@ -10,7 +10,7 @@ pinned `aws` CLI first on PATH (test-stack.sh sees to both). Steps:
  2. deploy/env-from-stack.sh STACK --init-code-key, evaluated by sh, then again without
     the flag (must print the same: a valid code key is never replaced);
  3. compare the stack's pool, client, table and trigger with what
-    `invitegate aws provision` creates (crates/backend-aws/src/provision.rs);
+    `xtask provision` creates (crates/xtask/src/provision.rs);
  4. an uninvited direct Cognito SignUp (correct SECRET_HASH) must be refused by the trigger;
  5. the service binary on the stack's environment: invite create, the code from the
     emulator's SES outbox, serve, POST /sign_up, POST /sign_in, GET /me.
@@ -419,13 +419,12 @@ def check_stack_email(pool_id, sender):
         raise Fail(f"stack pool EmailConfiguration {config!r}, expected DEVELOPER from {sender} via its SES identity")
 
 
-def provision(bin_path, name, zip_path, base_env, workdir):
-    env = dict(base_env, INVITEGATE_DATA_DIR=str(workdir / "provision-data"))
-    args = [str(bin_path), "aws", "provision", "--name", name, "--lambda-zip", str(zip_path)]
-    r = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120)
+def provision(xtask_path, name, zip_path, base_env):
+    args = [str(xtask_path), "provision", "--name", name, "--lambda-zip", str(zip_path)]
+    r = subprocess.run(args, env=base_env, capture_output=True, text=True, timeout=120)
     if r.returncode != 0:
-        raise Fail(f"invitegate aws provision exited {r.returncode}:\n{r.stderr.strip()}")
-    return sh_eval(r.stdout, env)
+        raise Fail(f"xtask provision exited {r.returncode}:\n{r.stderr.strip()}")
+    return sh_eval(r.stdout, base_env)
 
 
 def uninvited_sign_up(env):
@@ -561,7 +560,7 @@ def tail(path, lines=30):
 # ------------------------------------------------------------------ main
 
 
-def main(zip_path, bin_path):
+def main(zip_path, bin_path, xtask_path):
     run = f"{time.strftime('%H%M%S')}-{secrets.token_hex(3)}"
     stack = f"e2e-{run}"  # also the NamePrefix
     prov_name = f"e2e-prov-{run}"
@@ -597,9 +596,9 @@ def main(zip_path, bin_path):
             raise Fail("a second run without --init-code-key printed a different environment")
         log(f"  exports {', '.join(sorted(stack_vars))}; a second run prints the same")
 
-        step = "3. template vs invitegate aws provision"
+        step = "3. template vs xtask provision"
         log(step)
-        prov_vars = provision(bin_path, prov_name, zip_path, base_env, workdir)
+        prov_vars = provision(xtask_path, prov_name, zip_path, base_env)
         stack_settings, stack_extra = settings(
             outputs["UserPoolId"], outputs["AppClientId"], outputs["InvitationTableName"],
             outputs["PreSignUpFunctionName"], stack,
@@ -618,7 +617,7 @@ def main(zip_path, bin_path):
                 "ignores a stack table's TimeToLiveSpecification)")
         diffs = compare(stack_settings, prov_settings)
         if diffs:
-            raise Fail("the stack and `invitegate aws provision` differ:\n" + "\n".join(diffs))
+            raise Fail("the stack and `xtask provision` differ:\n" + "\n".join(diffs))
         check_stack_email(outputs["UserPoolId"], sender)
         log(f"  {len(flatten(stack_settings))} settings identical (pool, client, table, trigger)")
 
@@ -642,9 +641,9 @@ def main(zip_path, bin_path):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3:
-        sys.exit("usage: test_stack.py LAMBDA_ZIP INVITEGATE_BIN")
+    if len(sys.argv) != 4:
+        sys.exit("usage: test_stack.py LAMBDA_ZIP INVITEGATE_BIN XTASK_BIN")
     for var in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION"):
         if not os.environ.get(var):
             sys.exit(f"test_stack.py: {var} is not set (run deploy/test-stack.sh)")
-    sys.exit(main(Path(sys.argv[1]).resolve(), Path(sys.argv[2]).resolve()))
+    sys.exit(main(*(Path(arg).resolve() for arg in sys.argv[1:4])))

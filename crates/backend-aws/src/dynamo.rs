@@ -129,11 +129,6 @@ fn cancellation_codes(error: &SdkError<TransactWriteItemsError>) -> Option<Vec<S
     }
 }
 
-/// A lock may be taken over when absent, or when its invitation has expired
-/// (pending, or reserved by a sign-up whose lease ran out).
-const LOCK_FREE: &str =
-    "attribute_not_exists(pk) OR (expires_at <= :now AND (st = :pending OR reserved_until <= :now))";
-
 impl DynamoInvitationStore {
     pub fn new(client: Client, table: String) -> Self {
         Self { client, table }
@@ -308,6 +303,57 @@ impl DynamoInvitationStore {
     async fn require(&self, id: &InvitationId) -> Result<Invitation, Error> {
         self.get(id).await?.ok_or(Error::NotFound)
     }
+
+    /// The condition under which invitation `id` may write `email`'s lock.
+    /// The domain decides whether the lock's current invitation still blocks
+    /// the email; the write is then fenced on the lock exactly as read, so a
+    /// change in between cancels it.
+    async fn lock_takeover(
+        &self,
+        email: &Email,
+        id: &InvitationId,
+        now: OffsetDateTime,
+    ) -> Result<(String, Option<Item>), Error> {
+        let Some(lock) = self.get_item(lock_key(email)).await? else {
+            return Ok(("attribute_not_exists(pk)".into(), None));
+        };
+        let missing = |field: &str| Error::unexpected(format!("email lock without {field}"));
+        let owner = get_s(&lock, "invitation_id").ok_or_else(|| missing("invitation_id"))?;
+        if owner == id.as_str() {
+            return Ok(("invitation_id = :owner".into(), values([(":owner", s(owner))])));
+        }
+        let status = get_s(&lock, "st").and_then(StoredStatus::parse).ok_or_else(|| missing("st"))?;
+        let expires_at = get_time(&lock, "expires_at")?.ok_or_else(|| missing("expires_at"))?;
+        if domain::invitation::email_blocked(status, expires_at, get_time(&lock, "reserved_until")?, now) {
+            return Err(Error::AlreadyInvited);
+        }
+        let mut condition = "invitation_id = :owner AND st = :owner_st AND expires_at = :owner_expires".to_owned();
+        let mut fence = HashMap::from([
+            (":owner".to_owned(), s(owner)),
+            (":owner_st".to_owned(), s(status.as_str())),
+            (":owner_expires".to_owned(), ts(expires_at)),
+        ]);
+        match lock.get("reserved_until") {
+            Some(until) => {
+                condition.push_str(" AND reserved_until = :owner_until");
+                fence.insert(":owner_until".into(), until.clone());
+            }
+            None => condition.push_str(" AND attribute_not_exists(reserved_until)"),
+        }
+        Ok((condition, Some(fence)))
+    }
+}
+
+/// A condition that holds while the invitation's reservation is exactly as read.
+fn reservation_fence(invitation: &Invitation) -> (&'static str, Item) {
+    let mut fence = HashMap::from([(":reserved".to_owned(), s("reserved"))]);
+    match invitation.reserved_until {
+        Some(until) => {
+            fence.insert(":until".into(), ts(until));
+            ("st = :reserved AND reserved_until = :until", fence)
+        }
+        None => ("st = :reserved AND attribute_not_exists(reserved_until)", fence),
+    }
 }
 
 /// What the PreSignUp trigger asks: does a sign-up hold this email's invitation right now?
@@ -325,10 +371,9 @@ pub async fn invitation_reserved_for(
         .send()
         .await
         .map_err(|e| unexpected(e, "DynamoDB GetItem (email lock)"))?;
-    Ok(output.item.is_some_and(|lock| {
-        get_s(&lock, "st") == Some("reserved")
-            && get_n(&lock, "reserved_until").is_some_and(|until| until > now.unix_timestamp())
-    }))
+    let Some(lock) = output.item else { return Ok(false) };
+    let until = get_time(&lock, "reserved_until")?;
+    Ok(get_s(&lock, "st") == Some("reserved") && until.is_some_and(|until| domain::invitation::lease_live(until, now)))
 }
 
 #[async_trait]
@@ -359,8 +404,9 @@ impl InvitationStore for DynamoInvitationStore {
             ("ttl".into(), ts(new.expires_at + KEEP_DEAD_FOR)),
         ]);
         lock.extend(lock_key(&new.email));
+        let (lock_condition, lock_values) = self.lock_takeover(&new.email, &new.id, now).await?;
         let mut items = vec![
-            self.put(lock, LOCK_FREE, values([(":now", ts(now)), (":pending", s("pending"))]))?,
+            self.put(lock, &lock_condition, lock_values)?,
             self.put(invitation, "attribute_not_exists(pk)", None)?,
         ];
         if let QuotaCharge::User { sub, initial } = &charge {
@@ -485,14 +531,8 @@ impl InvitationStore for DynamoInvitationStore {
                 (":pending", s("pending")),
             ]),
         )?;
-        let items = vec![
-            self.put(
-                lock,
-                &format!("invitation_id = :id OR {LOCK_FREE}"),
-                values([(":id", s(id.as_str())), (":now", ts(now)), (":pending", s("pending"))]),
-            )?,
-            update,
-        ];
+        let (lock_condition, lock_values) = self.lock_takeover(&invitation.email, id, now).await?;
+        let items = vec![self.put(lock, &lock_condition, lock_values)?, update];
         self.transact(items).await.map_err(|e| match cancellation_codes(&e) {
             Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => Error::AlreadyInvited,
             Some(_) => Error::InvitationInUse,
@@ -531,12 +571,13 @@ impl InvitationStore for DynamoInvitationStore {
             self.update(
                 invitation_key(&invitation.id),
                 "SET st = :reserved, reserved_until = :until",
-                Some("st = :pending AND expires_at > :now"),
+                // The domain decided on the item as read; fenced on that state.
+                Some("st = :pending AND expires_at = :expires"),
                 values([
                     (":reserved", s("reserved")),
                     (":until", ts(until)),
                     (":pending", s("pending")),
-                    (":now", ts(now)),
+                    (":expires", ts(invitation.expires_at)),
                 ]),
             )?,
             self.update(
@@ -576,11 +617,7 @@ impl InvitationStore for DynamoInvitationStore {
         if self.redeem(&invitation, sub, condition, cond_values, now).await? {
             return Ok(());
         }
-        // Already redeemed by this very user is fine (idempotent); anything else is not.
-        match self.require(&reservation.invitation_id).await?.redeemed_by {
-            Some(by) if by == *sub => Ok(()),
-            _ => Err(Error::unexpected("invitation was not reserved when completing a sign-up")),
-        }
+        self.require(&reservation.invitation_id).await?.check_already_completed_by(sub)
     }
 
     async fn settle_lapsed(
@@ -590,8 +627,11 @@ impl InvitationStore for DynamoInvitationStore {
         now: OffsetDateTime,
     ) -> Result<(), Error> {
         let invitation = self.require(id).await?;
-        let condition = "st = :reserved AND reserved_until <= :now";
-        let cond_values = HashMap::from([(":reserved".into(), s("reserved")), (":now".into(), ts(now))]);
+        if !invitation.reservation_lapsed(now) {
+            tracing::warn!(invitation = %id, "lapsed reservation had already been settled");
+            return Ok(());
+        }
+        let (condition, cond_values) = reservation_fence(&invitation);
         let settled = match created {
             Some(sub) => self.redeem(&invitation, sub, condition, cond_values, now).await?,
             None => self.unreserve(&invitation, condition, cond_values).await?,

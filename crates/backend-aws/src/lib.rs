@@ -2,8 +2,10 @@
 //! adapters take and return the domain's types; SDK types stay inside.
 
 mod dynamo;
+mod env_names;
 
 pub use dynamo::{BY_EMAIL_INDEX, BY_INVITER_INDEX, DynamoInvitationStore, invitation_reserved_for};
+pub use env_names::*;
 
 /// An SDK failure nobody can act on: keep the whole chain for the log.
 pub(crate) fn unexpected(error: impl std::error::Error + Send + Sync + 'static, context: &str) -> domain::Error {

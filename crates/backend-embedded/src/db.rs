@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Context;
 use domain::Error;
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{Connection, OpenFlags, Transaction, TransactionBehavior};
 
 pub const DB_FILE: &str = "invitegate.sqlite3";
 
@@ -89,6 +89,25 @@ impl Db {
         })
         .await
         .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("database task failed")))?
+    }
+
+    /// Runs `work` in one transaction that may write, committed if it returns
+    /// `Ok` and rolled back otherwise. It begins IMMEDIATE: in WAL mode a
+    /// DEFERRED transaction that read first cannot upgrade to a writer while
+    /// another connection (the CLI, say) writes, and SQLite refuses it with
+    /// SQLITE_BUSY at once, without waiting out `busy_timeout`.
+    pub async fn write<T, F>(&self, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Transaction<'_>) -> Result<T, Error> + Send + 'static,
+    {
+        self.call(move |conn| {
+            let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_err)?;
+            let value = work(&tx)?;
+            tx.commit().map_err(db_err)?;
+            Ok(value)
+        })
+        .await
     }
 }
 

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use domain::{CodeHasher, InvitationStore, Mailer, SignUpPolicy, UserPool};
+use domain::{Adapters, CodeHasher, Mailer, SignUpPolicy};
 
 use db::{DB_FILE, Db};
 use hashing::PasswordHashing;
@@ -34,14 +34,6 @@ pub struct EmbeddedConfig {
     pub max_concurrent_hashes: usize,
     pub smtp_url: Option<domain::SecretString>,
     pub mail_from: String,
-}
-
-/// The parts the service needs, wired to one database.
-pub struct EmbeddedBackend {
-    pub store: Arc<dyn InvitationStore>,
-    pub pool: Arc<dyn UserPool>,
-    pub mailer: Arc<dyn Mailer>,
-    pub code_hasher: CodeHasher,
 }
 
 /// Creates `dir` (and missing parents) readable by its owner only: it holds
@@ -72,7 +64,8 @@ pub fn is_unused(data_dir: &Path) -> anyhow::Result<bool> {
     Ok(unused)
 }
 
-pub fn open(config: &EmbeddedConfig) -> anyhow::Result<EmbeddedBackend> {
+/// The parts the service needs, wired to one database.
+pub fn open(config: &EmbeddedConfig) -> anyhow::Result<Adapters> {
     create_private_dir(&config.data_dir)?;
     let db = Db::open(&config.data_dir)?;
     let code_hasher = CodeHasher::new(secrets::code_key(&config.data_dir)?);
@@ -84,5 +77,5 @@ pub fn open(config: &EmbeddedConfig) -> anyhow::Result<EmbeddedBackend> {
     };
     let hashing = PasswordHashing::new(config.hashing_cost, config.max_concurrent_hashes)?;
     let pool = LocalUserPool::new(db.clone(), hashing, tokens, code_hasher.clone(), Arc::clone(&mailer), config.policy);
-    Ok(EmbeddedBackend { store: Arc::new(SqliteInvitationStore::new(db)), pool: Arc::new(pool), mailer, code_hasher })
+    Ok(Adapters { store: Arc::new(SqliteInvitationStore::new(db)), pool: Arc::new(pool), mailer, codes: code_hasher })
 }

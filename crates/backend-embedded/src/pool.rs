@@ -8,17 +8,17 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::access_code::generate_confirmation_code;
 use domain::presignup::{PreSignUpDecision, PreSignUpFacts, Trigger, decide};
 use domain::{
-    AccessClaims, CodeHash, CodeHasher, Email, Error, Mailer, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest,
-    Tokens, UserPool, UserRecord, UserStatus, UserSub, messages,
+    AccessClaims, CodeHash, CodeHasher, Email, Error, Mailer, Reservation, SecretString, SignUpOutcome, SignUpPolicy,
+    SignUpRequest, Tokens, UserPool, UserRecord, UserStatus, UserSub, messages,
 };
 use rand::RngCore;
-use rusqlite::{OptionalExtension, Row, params};
+use rusqlite::{OptionalExtension, Row, Transaction, params};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
 use crate::db::{Db, db_err, is_unique_violation};
 use crate::hashing::PasswordHashing;
-use crate::store::{from_ts, redeem_in, ts};
+use crate::store::{from_ts, get_in, redeem_in, ts};
 use crate::tokens::{TOKEN_TTL, TokenIssuer};
 
 const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
@@ -73,8 +73,8 @@ impl LocalUserPool {
         let hash = refresh_token_hash(&token);
         let sub = sub.clone();
         self.db
-            .call(move |conn| {
-                conn.execute(
+            .write(move |tx| {
+                tx.execute(
                     "INSERT INTO refresh_tokens (token_hash, sub, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
                     params![hash.as_slice(), sub.as_str(), ts(now), ts(now + REFRESH_TOKEN_TTL)],
                 )
@@ -106,6 +106,78 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     })
 }
 
+/// What the pre-sign-up decision made of a new account: its status, and whether its email counts as verified.
+struct Admission {
+    status: UserStatus,
+    email_verified: bool,
+}
+
+/// The same decision the Cognito PreSignUp trigger makes, on the same facts:
+/// is this email's invitation reserved by the sign-up that presented its code?
+fn admit(
+    tx: &Transaction<'_>,
+    reservation: Option<&Reservation>,
+    policy: SignUpPolicy,
+    now: OffsetDateTime,
+) -> Result<Admission, Error> {
+    let invitation_reserved = match reservation {
+        Some(r) => {
+            let held = get_in(tx, r.invitation_id.as_str())?.is_some_and(|i| i.is_held_by(r, now));
+            if !held {
+                return Err(Error::InvitationInUse);
+            }
+            true
+        }
+        None => false,
+    };
+    let decision = decide(&PreSignUpFacts {
+        trigger: Trigger::SignUp,
+        has_email: true,
+        has_phone: false,
+        phone_proven: false,
+        invitation_reserved,
+        policy,
+    });
+    match decision {
+        PreSignUpDecision::Reject { .. } => Err(Error::SignUpNotAllowed),
+        PreSignUpDecision::Confirm { verify_email, .. } => {
+            Ok(Admission { status: UserStatus::Confirmed, email_verified: verify_email })
+        }
+        PreSignUpDecision::RequireEmailConfirmation => {
+            Ok(Admission { status: UserStatus::Unconfirmed, email_verified: false })
+        }
+    }
+}
+
+/// The new row; an unconfirmed one carries its confirmation code's hash.
+fn insert_user(
+    tx: &Transaction<'_>,
+    user: &UserRecord,
+    password_hash: &str,
+    confirmation: Option<&CodeHash>,
+    now: OffsetDateTime,
+) -> Result<(), Error> {
+    let inserted = tx.execute(
+        "INSERT INTO users (sub, email, password_hash, status, email_verified, created_at, \
+         confirm_code_hash, confirm_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+        params![
+            user.sub.as_str(),
+            user.email.as_str(),
+            password_hash,
+            user.status.as_str(),
+            user.email_verified,
+            ts(user.created_at),
+            confirmation.map(|hash| hash.as_bytes().to_vec()),
+            confirmation.map(|_| ts(now + CONFIRMATION_CODE_TTL)),
+        ],
+    );
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Err(Error::UserExists),
+        Err(e) => Err(db_err(e)),
+    }
+}
+
 #[async_trait]
 impl UserPool for LocalUserPool {
     async fn sign_up(&self, request: SignUpRequest, now: OffsetDateTime) -> Result<SignUpOutcome, Error> {
@@ -116,96 +188,54 @@ impl UserPool for LocalUserPool {
         let policy = self.policy;
         let (email, reservation) = (request.email.clone(), request.reservation);
         let new_sub = sub.clone();
-        let confirmed = self
+        let status = self
             .db
-            .call(move |conn| {
-                let tx = conn.transaction().map_err(db_err)?;
-                // The same check the Cognito PreSignUp trigger makes: is this email's
-                // invitation reserved by the sign-up that presented its code?
-                let invitation_reserved = match &reservation {
-                    Some(r) => {
-                        let held: Option<i64> = tx
-                            .query_row(
-                                "SELECT 1 FROM invitations WHERE id = ?1 AND email = ?2 AND status = 'reserved' \
-                                 AND reserved_until = ?3 AND reserved_until > ?4",
-                                params![r.invitation_id.as_str(), email.as_str(), ts(r.until), ts(now)],
-                                |row| row.get(0),
-                            )
-                            .optional()
-                            .map_err(db_err)?;
-                        if held.is_none() {
-                            return Err(Error::InvitationInUse);
-                        }
-                        true
-                    }
-                    None => false,
+            .write(move |tx| {
+                let admission = admit(tx, reservation.as_ref(), policy, now)?;
+                let confirmed = admission.status == UserStatus::Confirmed;
+                let user = UserRecord {
+                    sub: new_sub,
+                    email,
+                    status: admission.status,
+                    email_verified: admission.email_verified,
+                    created_at: now,
                 };
-                let decision = decide(&PreSignUpFacts {
-                    trigger: Trigger::SignUp,
-                    has_email: true,
-                    has_phone: false,
-                    phone_proven: false,
-                    invitation_reserved,
-                    policy,
-                });
-                let confirmed = match decision {
-                    PreSignUpDecision::Reject { .. } => return Err(Error::SignUpNotAllowed),
-                    PreSignUpDecision::Confirm { verify_email, .. } => (true, verify_email),
-                    PreSignUpDecision::RequireEmailConfirmation => (false, false),
-                };
-                if invitation_reserved {
-                    // The invitation proves the address; an unconfirmed account someone
-                    // opened for it (open mode) proved nothing and gives way.
-                    tx.execute(
-                        "DELETE FROM refresh_tokens WHERE sub IN \
-                         (SELECT sub FROM users WHERE email = ?1 AND status = 'UNCONFIRMED')",
-                        [email.as_str()],
-                    )
-                    .map_err(db_err)?;
-                    tx.execute("DELETE FROM users WHERE email = ?1 AND status = 'UNCONFIRMED'", [email.as_str()])
-                        .map_err(db_err)?;
-                }
-                let status = if confirmed.0 { UserStatus::Confirmed } else { UserStatus::Unconfirmed };
-                let pending_code: Option<Vec<u8>> = (!confirmed.0).then(|| code_hash.as_bytes().to_vec());
-                let inserted = tx.execute(
-                    "INSERT INTO users (sub, email, password_hash, status, email_verified, created_at, \
-                     confirm_code_hash, confirm_expires_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                    params![
-                        new_sub.as_str(),
-                        email.as_str(),
-                        password_hash,
-                        status.as_str(),
-                        confirmed.1,
-                        ts(now),
-                        pending_code,
-                        (!confirmed.0).then(|| ts(now + CONFIRMATION_CODE_TTL)),
-                    ],
-                );
-                match inserted {
-                    Ok(_) => {}
-                    Err(e) if is_unique_violation(&e) => return Err(Error::UserExists),
-                    Err(e) => return Err(db_err(e)),
-                }
-                if let (Some(r), true) = (&reservation, confirmed.0) {
+                insert_user(tx, &user, &password_hash, (!confirmed).then_some(&code_hash), now)?;
+                if let (Some(r), true) = (&reservation, confirmed) {
                     // Consumed in the very transaction that creates the user.
-                    redeem_in(&tx, r, &new_sub, now)?;
+                    redeem_in(tx, r, &user.sub, now)?;
                 }
-                tx.commit().map_err(db_err)?;
-                Ok(confirmed.0)
+                Ok(user.status)
             })
             .await?;
+        let confirmed = status == UserStatus::Confirmed;
         if !confirmed {
             self.send_confirmation_code(&request.email, &code).await;
         }
         Ok(SignUpOutcome { sub, confirmed })
     }
 
+    async fn delete_unconfirmed(&self, user: &UserRecord) -> Result<(), Error> {
+        let sub = user.sub.clone();
+        self.db
+            .write(move |tx| {
+                let deleted = tx
+                    .execute("DELETE FROM users WHERE sub = ?1 AND status = 'UNCONFIRMED'", [sub.as_str()])
+                    .map_err(db_err)?;
+                if deleted == 1 {
+                    tx.execute("DELETE FROM refresh_tokens WHERE sub = ?1", [sub.as_str()]).map_err(db_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
     async fn confirm_sign_up(&self, email: &Email, code: &str, now: OffsetDateTime) -> Result<(), Error> {
         let presented = self.codes.hash_confirmation_code(email, code.trim());
         let email = email.clone();
-        self.db
-            .call(move |conn| {
-                let tx = conn.transaction().map_err(db_err)?;
+        let confirmed = self
+            .db
+            .write(move |tx| {
                 let row: Option<(String, Option<Vec<u8>>, Option<i64>, u32)> = tx
                     .query_row(
                         "SELECT sub, confirm_code_hash, confirm_expires_at, confirm_attempts FROM users \
@@ -217,18 +247,18 @@ impl UserPool for LocalUserPool {
                     .map_err(db_err)?;
                 // Unknown, already confirmed, used-up and wrong codes all look the same.
                 let Some((sub, Some(stored), Some(expires_at), attempts)) = row else {
-                    return Err(Error::InvalidConfirmationCode);
+                    return Ok(false);
                 };
                 let stored =
                     CodeHash::from_bytes(&stored).ok_or_else(|| Error::unexpected("stored code hash invalid"))?;
                 if attempts >= CONFIRMATION_ATTEMPTS || expires_at <= ts(now) {
-                    return Err(Error::InvalidConfirmationCode);
+                    return Ok(false);
                 }
                 if !stored.matches(&presented) {
+                    // Committed: the wrong try counts even though the request fails.
                     tx.execute("UPDATE users SET confirm_attempts = confirm_attempts + 1 WHERE sub = ?1", [&sub])
                         .map_err(db_err)?;
-                    tx.commit().map_err(db_err)?;
-                    return Err(Error::InvalidConfirmationCode);
+                    return Ok(false);
                 }
                 tx.execute(
                     "UPDATE users SET status = 'CONFIRMED', email_verified = 1, confirm_code_hash = NULL, \
@@ -236,9 +266,10 @@ impl UserPool for LocalUserPool {
                     [&sub],
                 )
                 .map_err(db_err)?;
-                tx.commit().map_err(db_err)
+                Ok(true)
             })
-            .await
+            .await?;
+        if confirmed { Ok(()) } else { Err(Error::InvalidConfirmationCode) }
     }
 
     async fn resend_confirmation(&self, email: &Email, now: OffsetDateTime) -> Result<(), Error> {
@@ -247,8 +278,8 @@ impl UserPool for LocalUserPool {
         let target = email.clone();
         let updated = self
             .db
-            .call(move |conn| {
-                conn.execute(
+            .write(move |tx| {
+                tx.execute(
                     "UPDATE users SET confirm_code_hash = ?2, confirm_expires_at = ?3, confirm_attempts = 0 \
                      WHERE email = ?1 AND status = 'UNCONFIRMED'",
                     params![target.as_str(), code_hash.as_bytes().as_slice(), ts(now + CONFIRMATION_CODE_TTL)],
@@ -329,8 +360,8 @@ impl UserPool for LocalUserPool {
     async fn sign_out(&self, refresh_token: &SecretString, now: OffsetDateTime) -> Result<(), Error> {
         let hash = refresh_token_hash(refresh_token.expose());
         self.db
-            .call(move |conn| {
-                conn.execute(
+            .write(move |tx| {
+                tx.execute(
                     "UPDATE refresh_tokens SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
                     params![hash.as_slice(), ts(now)],
                 )

@@ -60,22 +60,24 @@ fn invitation_from_row(row: &Row<'_>) -> rusqlite::Result<Invitation> {
     })
 }
 
-fn get_in(tx: &Transaction<'_>, id: &str) -> Result<Option<Invitation>, Error> {
+pub(crate) fn get_in(tx: &Transaction<'_>, id: &str) -> Result<Option<Invitation>, Error> {
     tx.query_row(&format!("SELECT {COLUMNS} FROM invitations WHERE id = ?1"), [id], invitation_from_row)
         .optional()
         .map_err(db_err)
 }
 
-/// Lets a newer invitation replace one that merely expired (including one
-/// whose sign-up reserved it and then vanished).
+/// Lets a newer invitation take the email from one that no longer blocks it
+/// (the domain decides: expired, and no sign-up still holding it).
 fn retire_expired(tx: &Transaction<'_>, email: &str, now: OffsetDateTime) -> Result<(), Error> {
-    tx.execute(
-        "UPDATE invitations SET active_email = NULL \
-         WHERE active_email = ?1 AND expires_at <= ?2 \
-         AND (status = 'pending' OR (status = 'reserved' AND reserved_until <= ?2))",
-        params![email, ts(now)],
-    )
-    .map_err(db_err)?;
+    let active = tx
+        .query_row(&format!("SELECT {COLUMNS} FROM invitations WHERE active_email = ?1"), [email], invitation_from_row)
+        .optional()
+        .map_err(db_err)?;
+    if let Some(active) = active
+        && !active.blocks_email(now)
+    {
+        tx.execute("UPDATE invitations SET active_email = NULL WHERE id = ?1", [active.id.as_str()]).map_err(db_err)?;
+    }
     Ok(())
 }
 
@@ -95,19 +97,8 @@ pub(crate) fn redeem_in(
         )
         .map_err(db_err)?;
     if changed == 0 {
-        // Already redeemed by this very user is fine (idempotent); anything else is not.
-        let redeemed_by: Option<Option<String>> = tx
-            .query_row(
-                "SELECT redeemed_by FROM invitations WHERE id = ?1 AND status = 'redeemed'",
-                [reservation.invitation_id.as_str()],
-                |row| row.get(0),
-            )
-            .optional()
-            .map_err(db_err)?;
-        return match redeemed_by {
-            Some(Some(by)) if by == sub.as_str() => Ok(()),
-            _ => Err(Error::unexpected("invitation was not reserved when completing a sign-up")),
-        };
+        let current = get_in(tx, reservation.invitation_id.as_str())?.ok_or(Error::NotFound)?;
+        return current.check_already_completed_by(sub);
     }
     if let Some(quota) = reservation.invitee_quota {
         tx.execute(
@@ -124,8 +115,7 @@ pub(crate) fn redeem_in(
 impl InvitationStore for SqliteInvitationStore {
     async fn create(&self, new: NewInvitation, charge: QuotaCharge, now: OffsetDateTime) -> Result<Invitation, Error> {
         self.db
-            .call(move |conn| {
-                let tx = conn.transaction().map_err(db_err)?;
+            .write(move |tx| {
                 if let QuotaCharge::User { sub, initial } = &charge {
                     tx.execute(
                         "INSERT INTO invite_quotas (sub, remaining) VALUES (?1, ?2) ON CONFLICT (sub) DO NOTHING",
@@ -142,7 +132,7 @@ impl InvitationStore for SqliteInvitationStore {
                         return Err(Error::InviteQuotaExhausted);
                     }
                 }
-                retire_expired(&tx, new.email.as_str(), now)?;
+                retire_expired(tx, new.email.as_str(), now)?;
                 let inviter = match &new.inviter {
                     Inviter::Operator => None,
                     Inviter::User(sub) => Some(sub.as_str().to_owned()),
@@ -165,7 +155,6 @@ impl InvitationStore for SqliteInvitationStore {
                     Err(e) if is_unique_violation(&e) => return Err(Error::AlreadyInvited),
                     Err(e) => return Err(db_err(e)),
                 }
-                tx.commit().map_err(db_err)?;
                 Ok(Invitation::from(new))
             })
             .await
@@ -230,9 +219,8 @@ impl InvitationStore for SqliteInvitationStore {
     async fn revoke(&self, id: &InvitationId, _now: OffsetDateTime) -> Result<Invitation, Error> {
         let id = id.clone();
         self.db
-            .call(move |conn| {
-                let tx = conn.transaction().map_err(db_err)?;
-                let invitation = get_in(&tx, id.as_str())?.ok_or(Error::NotFound)?;
+            .write(move |tx| {
+                let invitation = get_in(tx, id.as_str())?.ok_or(Error::NotFound)?;
                 invitation.check_revocable()?;
                 let changed = tx
                     .execute(
@@ -249,7 +237,6 @@ impl InvitationStore for SqliteInvitationStore {
                     tx.execute("UPDATE invite_quotas SET remaining = remaining + 1 WHERE sub = ?1", [sub.as_str()])
                         .map_err(db_err)?;
                 }
-                tx.commit().map_err(db_err)?;
                 Ok(Invitation { status: StoredStatus::Revoked, ..invitation })
             })
             .await
@@ -264,11 +251,10 @@ impl InvitationStore for SqliteInvitationStore {
     ) -> Result<Invitation, Error> {
         let id = id.clone();
         self.db
-            .call(move |conn| {
-                let tx = conn.transaction().map_err(db_err)?;
-                let invitation = get_in(&tx, id.as_str())?.ok_or(Error::NotFound)?;
+            .write(move |tx| {
+                let invitation = get_in(tx, id.as_str())?.ok_or(Error::NotFound)?;
                 invitation.check_resendable()?;
-                retire_expired(&tx, invitation.email.as_str(), now)?;
+                retire_expired(tx, invitation.email.as_str(), now)?;
                 let updated = tx.execute(
                     "UPDATE invitations SET code_hash = ?2, expires_at = ?3, active_email = email \
                      WHERE id = ?1 AND status = 'pending'",
@@ -281,7 +267,6 @@ impl InvitationStore for SqliteInvitationStore {
                     Err(e) if is_unique_violation(&e) => return Err(Error::AlreadyInvited),
                     Err(e) => return Err(db_err(e)),
                 }
-                tx.commit().map_err(db_err)?;
                 Ok(Invitation { code_hash, expires_at, ..invitation })
             })
             .await
@@ -291,8 +276,7 @@ impl InvitationStore for SqliteInvitationStore {
         let email = email.clone();
         let code_hash = code_hash.clone();
         self.db
-            .call(move |conn| {
-                let tx = conn.transaction().map_err(db_err)?;
+            .write(move |tx| {
                 let candidates = {
                     let mut stmt =
                         tx.prepare(&format!("SELECT {COLUMNS} FROM invitations WHERE email = ?1")).map_err(db_err)?;
@@ -304,18 +288,13 @@ impl InvitationStore for SqliteInvitationStore {
                 if invitation.check_reservable(now)? == Reservable::Lapsed {
                     return Ok(ReserveOutcome::Lapsed(invitation));
                 }
+                // The domain decided on the row as read in this (write-locked) transaction.
                 let reservation = invitation.reservation(now);
-                let changed = tx
-                    .execute(
-                        "UPDATE invitations SET status = 'reserved', reserved_until = ?2 \
-                         WHERE id = ?1 AND status = 'pending' AND expires_at > ?3",
-                        params![invitation.id.as_str(), ts(reservation.until), ts(now)],
-                    )
-                    .map_err(db_err)?;
-                if changed != 1 {
-                    return Err(Error::InvitationInUse);
-                }
-                tx.commit().map_err(db_err)?;
+                tx.execute(
+                    "UPDATE invitations SET status = 'reserved', reserved_until = ?2 WHERE id = ?1 AND status = 'pending'",
+                    params![invitation.id.as_str(), ts(reservation.until)],
+                )
+                .map_err(db_err)?;
                 Ok(ReserveOutcome::Reserved(reservation))
             })
             .await
@@ -326,8 +305,8 @@ impl InvitationStore for SqliteInvitationStore {
         // `until` fences the reservation: a lapsed holder cannot release a newer one.
         let until = ts(reservation.until);
         self.db
-            .call(move |conn| {
-                conn.execute(
+            .write(move |tx| {
+                tx.execute(
                     "UPDATE invitations SET status = 'pending', reserved_until = NULL \
                      WHERE id = ?1 AND status = 'reserved' AND reserved_until = ?2",
                     params![id.as_str(), until],
@@ -341,13 +320,7 @@ impl InvitationStore for SqliteInvitationStore {
     async fn complete(&self, reservation: &Reservation, sub: &UserSub, now: OffsetDateTime) -> Result<(), Error> {
         let reservation = reservation.clone();
         let sub = sub.clone();
-        self.db
-            .call(move |conn| {
-                let tx = conn.transaction().map_err(db_err)?;
-                redeem_in(&tx, &reservation, &sub, now)?;
-                tx.commit().map_err(db_err)
-            })
-            .await
+        self.db.write(move |tx| redeem_in(tx, &reservation, &sub, now)).await
     }
 
     async fn settle_lapsed(
@@ -359,24 +332,26 @@ impl InvitationStore for SqliteInvitationStore {
         let id = id.clone();
         let created = created.cloned();
         self.db
-            .call(move |conn| {
-                let tx = conn.transaction().map_err(db_err)?;
-                let lapsed = "id = ?1 AND status = 'reserved' AND (reserved_until IS NULL OR reserved_until <= ?2)";
+            .write(move |tx| {
+                let Some(invitation) = get_in(tx, id.as_str())? else { return Ok(()) };
+                // Settled by someone else meanwhile: nothing left to do.
+                if !invitation.reservation_lapsed(now) {
+                    return Ok(());
+                }
                 match created {
                     Some(sub) => tx.execute(
-                        &format!(
-                            "UPDATE invitations SET status = 'redeemed', redeemed_by = ?3, redeemed_at = ?2, \
-                             reserved_until = NULL, active_email = NULL WHERE {lapsed}"
-                        ),
+                        "UPDATE invitations SET status = 'redeemed', redeemed_by = ?3, redeemed_at = ?2, \
+                         reserved_until = NULL, active_email = NULL WHERE id = ?1 AND status = 'reserved'",
                         params![id.as_str(), ts(now), sub.as_str()],
                     ),
                     None => tx.execute(
-                        &format!("UPDATE invitations SET status = 'pending', reserved_until = NULL WHERE {lapsed}"),
-                        params![id.as_str(), ts(now)],
+                        "UPDATE invitations SET status = 'pending', reserved_until = NULL \
+                         WHERE id = ?1 AND status = 'reserved'",
+                        [id.as_str()],
                     ),
                 }
                 .map_err(db_err)?;
-                tx.commit().map_err(db_err)
+                Ok(())
             })
             .await
     }

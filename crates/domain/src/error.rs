@@ -1,4 +1,5 @@
-//! Errors: the ones a caller can act on, each with a stable machine code, and
+//! Errors: the ones a caller can act on (the server gives each a stable
+//! machine code, `server::wire::ErrorCode`), and
 //! `Unexpected`, whose detail is logged and never shown.
 
 use std::time::Duration;
@@ -54,32 +55,6 @@ pub enum Error {
 }
 
 impl Error {
-    /// The stable machine-readable code sent to clients.
-    pub fn code(&self) -> &'static str {
-        match self {
-            Self::MissingParams => "missing_params",
-            Self::InvalidRequest(_) => "invalid_request",
-            Self::InvalidEmail(_) => "invalid_email",
-            Self::InvalidPassword(_) => "invalid_password",
-            Self::InvalidAccessCode => "invalid_access_code",
-            Self::InvitationExpired => "invitation_expired",
-            Self::InvitationRevoked => "invitation_revoked",
-            Self::InvitationRedeemed => "invitation_redeemed",
-            Self::InvitationInUse => "invitation_in_use",
-            Self::UserExists => "user_exists",
-            Self::TooManyAttempts { .. } => "too_many_attempts",
-            Self::Unavailable { .. } => "unavailable",
-            Self::NotAuthorized | Self::InvalidToken => "not_authorized",
-            Self::UserNotConfirmed => "user_not_confirmed",
-            Self::InvalidConfirmationCode => "invalid_confirmation_code",
-            Self::InviteQuotaExhausted => "invite_quota_exhausted",
-            Self::AlreadyInvited => "already_invited",
-            Self::NotFound => "not_found",
-            Self::SignUpNotAllowed => "sign_up_not_allowed",
-            Self::Unexpected(_) => "internal",
-        }
-    }
-
     pub fn unexpected(context: impl std::fmt::Display) -> Self {
         Self::Unexpected(anyhow::anyhow!("{context}"))
     }

@@ -14,7 +14,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
 use crate::{CodeHash, Email, Error, UserSub};
@@ -52,6 +52,15 @@ pub enum StoredStatus {
 }
 
 impl StoredStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Reserved => "reserved",
+            Self::Redeemed => "redeemed",
+            Self::Revoked => "revoked",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "pending" => Self::Pending,
@@ -64,7 +73,7 @@ impl StoredStatus {
 }
 
 /// What people see. A reservation is an internal detail of an in-flight sign-up.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum InvitationStatus {
     Pending,
@@ -129,7 +138,32 @@ impl Invitation {
 
     /// A sign-up reserved this invitation and neither finished nor gave it back in time.
     pub fn reservation_lapsed(&self, now: OffsetDateTime) -> bool {
-        self.status == StoredStatus::Reserved && self.reserved_until.is_none_or(|until| until <= now)
+        self.status == StoredStatus::Reserved && !self.reserved_until.is_some_and(|until| lease_live(until, now))
+    }
+
+    /// Whether `reservation` still holds this invitation: the same reservation
+    /// (fenced by its `until`), for this email, and its lease not yet over.
+    /// The embedded pool asks this before confirming a sign-up.
+    pub fn is_held_by(&self, reservation: &Reservation, now: OffsetDateTime) -> bool {
+        self.id == reservation.invitation_id
+            && self.email == reservation.email
+            && self.status == StoredStatus::Reserved
+            && self.reserved_until == Some(reservation.until)
+            && lease_live(reservation.until, now)
+    }
+
+    /// Whether this invitation still keeps another from being sent to its email.
+    pub fn blocks_email(&self, now: OffsetDateTime) -> bool {
+        email_blocked(self.status, self.expires_at, self.reserved_until, now)
+    }
+
+    /// A completion that found the invitation no longer reserved: fine if this
+    /// very user already redeemed it (the step is idempotent), an error otherwise.
+    pub fn check_already_completed_by(&self, sub: &UserSub) -> Result<(), Error> {
+        match (&self.status, &self.redeemed_by) {
+            (StoredStatus::Redeemed, Some(by)) if by == sub => Ok(()),
+            _ => Err(Error::unexpected("invitation was not reserved when completing a sign-up")),
+        }
     }
 
     /// When the current reservation was taken (its lease runs from then).
@@ -168,7 +202,8 @@ impl Invitation {
             invitation_id: self.id.clone(),
             email: self.email.clone(),
             invitee_quota: self.invitee_quota,
-            until: now + RESERVATION_LEASE,
+            // Whole seconds, as stored: the reservation is later recognised by its `until`.
+            until: whole_seconds(now + RESERVATION_LEASE),
         }
     }
 
@@ -184,6 +219,29 @@ impl Invitation {
 
     pub fn check_revocable(&self) -> Result<(), Error> {
         self.check_resendable()
+    }
+}
+
+/// Whether a reservation lease that runs until `until` still holds at `now`.
+/// Every liveness check (both stores, both pools, the PreSignUp trigger) comes here.
+pub fn lease_live(until: OffsetDateTime, now: OffsetDateTime) -> bool {
+    now < until
+}
+
+/// Whether an invitation in this state keeps the email from getting another:
+/// a pending one until it expires; a reserved one until it expires *and* its
+/// sign-up's lease is over. Also decides for DynamoDB's email lock, which
+/// copies these three fields from its invitation.
+pub fn email_blocked(
+    status: StoredStatus,
+    expires_at: OffsetDateTime,
+    reserved_until: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> bool {
+    match status {
+        StoredStatus::Pending => now < expires_at,
+        StoredStatus::Reserved => now < expires_at || reserved_until.is_some_and(|until| lease_live(until, now)),
+        StoredStatus::Redeemed | StoredStatus::Revoked => false,
     }
 }
 
@@ -287,6 +345,48 @@ mod tests {
         assert!(matches!(invitation(StoredStatus::Revoked).check_redeemable(now), Err(Error::InvitationRevoked)));
         assert!(invitation(StoredStatus::Pending).check_redeemable(now).is_ok());
         assert!(matches!(invitation(StoredStatus::Reserved).check_redeemable(now), Err(Error::InvitationInUse)));
+    }
+
+    #[test]
+    fn a_reservation_holds_until_its_lease_ends_and_only_for_its_holder() {
+        let now = datetime!(2026-01-02 0:00 UTC);
+        let mut inv = invitation(StoredStatus::Pending);
+        let reservation = inv.reservation(now);
+        inv.status = StoredStatus::Reserved;
+        inv.reserved_until = Some(reservation.until);
+        assert!(inv.is_held_by(&reservation, now));
+        assert!(!inv.reservation_lapsed(now));
+        let at_end = reservation.until;
+        assert!(!inv.is_held_by(&reservation, at_end), "the lease ends at `until`");
+        assert!(inv.reservation_lapsed(at_end));
+        let mut other = reservation.clone();
+        other.until += Duration::seconds(1);
+        assert!(!inv.is_held_by(&other, now), "another reservation of the same invitation");
+    }
+
+    #[test]
+    fn an_invitation_blocks_its_email_while_usable_or_held() {
+        let expiry = datetime!(2026-01-08 0:00 UTC);
+        let before = expiry - Duration::seconds(1);
+        let mut inv = invitation(StoredStatus::Pending);
+        assert!(inv.blocks_email(before));
+        assert!(!inv.blocks_email(expiry));
+        inv.status = StoredStatus::Reserved;
+        inv.reserved_until = Some(expiry + Duration::seconds(30));
+        assert!(inv.blocks_email(expiry), "a sign-up still holds it past expiry");
+        assert!(!inv.blocks_email(expiry + Duration::seconds(30)));
+        for status in [StoredStatus::Redeemed, StoredStatus::Revoked] {
+            assert!(!invitation(status).blocks_email(before));
+        }
+    }
+
+    #[test]
+    fn completion_is_idempotent_for_the_same_user_only() {
+        let mut inv = invitation(StoredStatus::Redeemed);
+        inv.redeemed_by = Some(UserSub::new("u1".into()));
+        assert!(inv.check_already_completed_by(&UserSub::new("u1".into())).is_ok());
+        assert!(inv.check_already_completed_by(&UserSub::new("u2".into())).is_err());
+        assert!(invitation(StoredStatus::Pending).check_already_completed_by(&UserSub::new("u1".into())).is_err());
     }
 
     #[test]

@@ -16,6 +16,9 @@ pub use email::Email;
 pub use error::Error;
 pub use invitation::{Invitation, InvitationId, InvitationStatus, Inviter, NewInvitation, Reservation, StoredStatus};
 pub use password::{Password, PasswordPolicy, PasswordPolicyViolation};
-pub use ports::{InvitationStore, Mailer, OutgoingEmail, QuotaCharge, ReserveOutcome, UserPool};
+pub use ports::{Adapters, InvitationStore, Mailer, OutgoingEmail, QuotaCharge, ReserveOutcome, UserPool};
 pub use presignup::{PreSignUpDecision, PreSignUpFacts, SignUpPolicy, Trigger};
-pub use user::{AccessClaims, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserStatus, UserSub};
+pub use user::{
+    AccessClaims, AccessTokenClaims, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserStatus,
+    UserSub,
+};

@@ -7,12 +7,11 @@ use crate::{AccessCode, Email, OutgoingEmail};
 
 pub fn invitation(public_url: &str, to: &Email, code: &AccessCode, expires_at: OffsetDateTime) -> OutgoingEmail {
     let grouped = code.expose_grouped();
-    let link = format!(
-        "{}/signup?email={}&code={}",
-        public_url.trim_end_matches('/'),
-        percent_encode(to.as_str()),
-        percent_encode(&grouped)
-    );
+    let query = form_urlencoded::Serializer::new(String::new())
+        .append_pair("email", to.as_str())
+        .append_pair("code", &grouped)
+        .finish();
+    let link = format!("{}/signup?{query}", public_url.trim_end_matches('/'));
     let expires = expires_at.format(&Rfc3339).unwrap_or_else(|_| expires_at.to_string());
     OutgoingEmail {
         to: to.clone(),
@@ -37,19 +36,6 @@ pub fn confirmation_code(to: &Email, code: &str) -> OutgoingEmail {
              If you did not sign up you can ignore this email.\n"
         ),
     }
-}
-
-/// Percent-encodes everything outside RFC 3986's unreserved set.
-pub fn percent_encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
 }
 
 #[cfg(test)]

@@ -69,8 +69,13 @@ pub trait InvitationStore: Send + Sync {
 
 #[async_trait]
 pub trait UserPool: Send + Sync {
+    /// Removes an account that [`UserRecord::gives_way_to_invitation`], so an
+    /// invited sign-up can take the address. Only unconfirmed accounts are
+    /// removed, whatever the caller read before.
+    async fn delete_unconfirmed(&self, user: &UserRecord) -> Result<(), Error>;
     /// Creates the user. The pool runs [`crate::presignup::decide`]: a user
-    /// holding a reservation is confirmed with a verified email.
+    /// holding a reservation is confirmed with a verified email. An existing
+    /// account with the email, of any status, answers `UserExists`.
     async fn sign_up(&self, request: SignUpRequest, now: OffsetDateTime) -> Result<SignUpOutcome, Error>;
     async fn confirm_sign_up(&self, email: &Email, code: &str, now: OffsetDateTime) -> Result<(), Error>;
     async fn resend_confirmation(&self, email: &Email, now: OffsetDateTime) -> Result<(), Error>;
@@ -107,4 +112,13 @@ impl std::fmt::Debug for OutgoingEmail {
 #[async_trait]
 pub trait Mailer: Send + Sync {
     async fn send(&self, message: &OutgoingEmail) -> Result<(), Error>;
+}
+
+/// What a backend hands the service: the three ports and the key codes are hashed under.
+#[derive(Clone)]
+pub struct Adapters {
+    pub store: std::sync::Arc<dyn InvitationStore>,
+    pub pool: std::sync::Arc<dyn UserPool>,
+    pub mailer: std::sync::Arc<dyn Mailer>,
+    pub codes: crate::CodeHasher,
 }

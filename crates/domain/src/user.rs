@@ -2,7 +2,7 @@
 
 use std::fmt;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 
 use crate::{Email, Password, Reservation};
@@ -59,6 +59,14 @@ pub struct UserRecord {
     pub created_at: OffsetDateTime,
 }
 
+impl UserRecord {
+    /// An unconfirmed (open-mode) account never proved its address; an
+    /// invitation, which does, may replace it. Every other account is real.
+    pub fn gives_way_to_invitation(&self) -> bool {
+        self.status == UserStatus::Unconfirmed
+    }
+}
+
 /// A bearer credential: shown to its owner once, never logged.
 #[derive(Clone, PartialEq, Eq)]
 pub struct SecretString(String);
@@ -101,7 +109,28 @@ pub struct AccessClaims {
     pub sub: UserSub,
 }
 
-#[derive(Debug)]
+/// The claims both pools' access tokens carry (Cognito's shape), as decoded
+/// once the signature and issuer have been checked.
+#[derive(Debug, Clone, Deserialize)]
+pub struct AccessTokenClaims {
+    pub sub: String,
+    pub token_use: String,
+    pub client_id: String,
+    pub exp: i64,
+}
+
+impl AccessTokenClaims {
+    /// The checks after the signature: an access token (not an id token), for
+    /// this app client, not expired at `now` (no leeway).
+    pub fn verify(self, client_id: &str, now: OffsetDateTime) -> Result<AccessClaims, crate::Error> {
+        if self.exp <= now.unix_timestamp() || self.token_use != "access" || self.client_id != client_id {
+            return Err(crate::Error::InvalidToken);
+        }
+        Ok(AccessClaims { sub: UserSub::new(self.sub) })
+    }
+}
+
+#[derive(Debug, Clone)]
 pub struct SignUpRequest {
     pub email: Email,
     pub password: Password,
@@ -113,4 +142,24 @@ pub struct SignUpRequest {
 pub struct SignUpOutcome {
     pub sub: UserSub,
     pub confirmed: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    fn claims(token_use: &str, client_id: &str, exp: i64) -> AccessTokenClaims {
+        AccessTokenClaims { sub: "s".into(), token_use: token_use.into(), client_id: client_id.into(), exp }
+    }
+
+    #[test]
+    fn access_claims_are_checked_for_use_client_and_expiry() {
+        let now = datetime!(2026-01-01 0:00 UTC);
+        let t = now.unix_timestamp();
+        assert_eq!(claims("access", "app", t + 1).verify("app", now).unwrap().sub.as_str(), "s");
+        assert!(claims("access", "app", t).verify("app", now).is_err(), "expired at exp");
+        assert!(claims("id", "app", t + 60).verify("app", now).is_err(), "an id token");
+        assert!(claims("access", "other", t + 60).verify("app", now).is_err(), "another client");
+    }
 }

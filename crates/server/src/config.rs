@@ -1,10 +1,27 @@
-//! Command line and environment: every option is also an `INVITEGATE_*` variable.
+//! Command line and environment, the one source of settings: every option is
+//! also an `INVITEGATE_*` (or, for Cognito, `AWS_COGNITO_*`) variable, and
+//! `invitegate --help` lists them all.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use anyhow::Context;
+use backend_aws::{
+    AwsConfig, ENV_CLIENT, ENV_CODE_KEY, ENV_ISSUER, ENV_JWKS_URL, ENV_MAIL_FROM, ENV_POLICY, ENV_POOL, ENV_SECRET,
+    ENV_TABLE,
+};
 use clap::{Args, Parser, Subcommand};
-use domain::{InvitationStatus, SecretString, SignUpPolicy};
+use domain::{InvitationStatus, PasswordPolicy, SecretString, SignUpPolicy};
+
+use crate::limits::AttemptLimits;
+use crate::service::ServiceSettings;
+use crate::startup::{AppConfig, Backend, EmbeddedSettings};
+
+/// The embedded backend's sender when none is set.
+pub const DEFAULT_MAIL_FROM: &str = "invitegate <no-reply@invitegate.localhost>";
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 30;
+pub const DEFAULT_MAX_BODY_BYTES: usize = 16 * 1024;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,9 +40,7 @@ pub struct Cli {
 pub enum BackendKind {
     /// SQLite, a local user pool and an outbox folder under --data-dir.
     Embedded,
-    /// Cognito, DynamoDB and SES, configured by AWS_COGNITO_USER_POOL_ID,
-    /// AWS_COGNITO_APP_CLIENT_ID, AWS_COGNITO_APP_CLIENT_SECRET, INVITEGATE_TABLE,
-    /// INVITEGATE_MAIL_FROM, INVITEGATE_CODE_KEY and the AWS SDK's usual variables.
+    /// Cognito, DynamoDB and SES (see the AWS backend options), with the AWS SDK's usual variables.
     Aws,
 }
 
@@ -34,9 +49,6 @@ pub struct CommonArgs {
     /// Where users and invitations live.
     #[arg(long, env = "INVITEGATE_BACKEND", value_enum, default_value = "embedded", global = true)]
     pub backend: BackendKind,
-    /// Where the database, keys and outbox live.
-    #[arg(long, env = "INVITEGATE_DATA_DIR", default_value = "./invitegate-data", global = true)]
-    pub data_dir: PathBuf,
     /// Address to listen on (`serve`); also the default public URL.
     #[arg(long, env = "INVITEGATE_LISTEN", default_value = "127.0.0.1:8080", global = true)]
     pub listen: SocketAddr,
@@ -44,7 +56,7 @@ pub struct CommonArgs {
     #[arg(long, env = "INVITEGATE_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
     /// `invite_only`, or `open` (anyone may sign up and confirms their email with a code).
-    #[arg(long, env = "INVITEGATE_POLICY", default_value = "invite_only", value_parser = parse_policy, global = true)]
+    #[arg(long, env = ENV_POLICY, default_value = "invite_only", value_parser = parse_policy, global = true)]
     pub policy: SignUpPolicy,
     /// Invitations each new user may send.
     #[arg(long, env = "INVITEGATE_INVITE_QUOTA", default_value_t = 5, global = true)]
@@ -53,18 +65,78 @@ pub struct CommonArgs {
     #[arg(long, env = "INVITEGATE_INVITATION_TTL_HOURS", default_value_t = 168, global = true,
           value_parser = clap::value_parser!(u32).range(1..=8760))]
     pub invitation_ttl_hours: u32,
+    /// The sender of invitation and confirmation emails (required on AWS: an SES-verified
+    /// identity; embedded default: "invitegate <no-reply@invitegate.localhost>").
+    #[arg(long, env = ENV_MAIL_FROM, global = true)]
+    pub mail_from: Option<String>,
+    #[command(flatten, next_help_heading = "Embedded backend")]
+    pub embedded: EmbeddedArgs,
+    #[command(flatten, next_help_heading = "AWS backend (--backend aws)")]
+    pub aws: AwsArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct EmbeddedArgs {
+    /// Where the database, keys and outbox live.
+    #[arg(long, env = "INVITEGATE_DATA_DIR", default_value = "./invitegate-data", global = true)]
+    pub data_dir: PathBuf,
     /// Send mail by SMTP (`smtps://user:pass@host`, `smtp://host:587?tls=required`) instead of the
     /// outbox folder. Prefer the environment variable: flags show up in `ps`.
     #[arg(long, env = "INVITEGATE_SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<SecretString>,
-    /// The sender of invitation and confirmation emails.
-    #[arg(
-        long,
-        env = "INVITEGATE_MAIL_FROM",
-        default_value = "invitegate <no-reply@invitegate.localhost>",
-        global = true
-    )]
-    pub mail_from: String,
+}
+
+/// Required on AWS unless marked optional; `deploy/env-from-stack.sh` prints them from the stack.
+#[derive(Debug, Clone, Args)]
+pub struct AwsArgs {
+    /// The Cognito user pool.
+    #[arg(long, env = ENV_POOL, global = true)]
+    pub cognito_user_pool_id: Option<String>,
+    /// The pool's confidential app client.
+    #[arg(long, env = ENV_CLIENT, global = true)]
+    pub cognito_app_client_id: Option<String>,
+    /// That client's secret. Prefer the environment variable: flags show up in `ps`.
+    #[arg(long, env = ENV_SECRET, hide_env_values = true, global = true)]
+    pub cognito_app_client_secret: Option<SecretString>,
+    /// The DynamoDB invitation table.
+    #[arg(long, env = ENV_TABLE, global = true)]
+    pub table: Option<String>,
+    /// 32 random bytes, base64, that access codes are hashed under; the same on every
+    /// instance. Prefer the environment variable.
+    #[arg(long, env = ENV_CODE_KEY, hide_env_values = true, global = true)]
+    pub code_key: Option<SecretString>,
+    /// Optional: the tokens' issuer (default: Cognito's URL for the pool).
+    #[arg(long, env = ENV_ISSUER, global = true)]
+    pub cognito_issuer: Option<String>,
+    /// Optional: where the pool's JWKS is (default: under the issuer, or the emulator's endpoint).
+    #[arg(long, env = ENV_JWKS_URL, global = true)]
+    pub cognito_jwks_url: Option<String>,
+}
+
+impl AwsArgs {
+    /// The AWS settings, or an error naming the first missing one.
+    pub fn to_config(&self, mail_from: Option<&str>) -> anyhow::Result<AwsConfig> {
+        fn required(value: Option<&str>, variable: &str, flag: &str) -> anyhow::Result<String> {
+            value
+                .filter(|v| !v.trim().is_empty())
+                .map(str::to_owned)
+                .with_context(|| format!("the AWS backend needs {variable} (or --{flag}) to be set"))
+        }
+        let secret = |value: &Option<SecretString>, variable: &str, flag: &str| {
+            required(value.as_ref().map(SecretString::expose), variable, flag).map(SecretString::new)
+        };
+        let optional = |value: &Option<String>| value.clone().filter(|v| !v.trim().is_empty());
+        Ok(AwsConfig {
+            user_pool_id: required(self.cognito_user_pool_id.as_deref(), ENV_POOL, "cognito-user-pool-id")?,
+            client_id: required(self.cognito_app_client_id.as_deref(), ENV_CLIENT, "cognito-app-client-id")?,
+            client_secret: secret(&self.cognito_app_client_secret, ENV_SECRET, "cognito-app-client-secret")?,
+            table: required(self.table.as_deref(), ENV_TABLE, "table")?,
+            mail_from: required(mail_from, ENV_MAIL_FROM, "mail-from")?,
+            code_key: secret(&self.code_key, ENV_CODE_KEY, "code-key")?,
+            issuer: optional(&self.cognito_issuer),
+            jwks_url: optional(&self.cognito_jwks_url),
+        })
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -77,10 +149,7 @@ pub enum Command {
     /// Inspect users.
     #[command(subcommand)]
     Users(UsersCommand),
-    /// AWS helpers for development and tests.
-    #[command(subcommand)]
-    Aws(AwsCommand),
-    /// Show the newest messages in the outbox folder.
+    /// Show the newest messages in the outbox folder (embedded backend).
     Outbox {
         /// How many messages to show.
         #[arg(long, default_value_t = 3)]
@@ -94,10 +163,10 @@ pub struct ServeArgs {
     #[arg(long, env = "INVITEGATE_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
     /// Requests taking longer are answered 408.
-    #[arg(long, env = "INVITEGATE_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(long, env = "INVITEGATE_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,
     /// Largest accepted request body.
-    #[arg(long, env = "INVITEGATE_MAX_BODY_BYTES", default_value_t = 16 * 1024)]
+    #[arg(long, env = "INVITEGATE_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
 }
 
@@ -137,17 +206,30 @@ fn parse_status(s: &str) -> Result<InvitationStatus, String> {
         .ok_or_else(|| format!("unknown status {s:?}: expected pending, redeemed, revoked or expired"))
 }
 
-#[derive(Debug, Subcommand)]
-pub enum AwsCommand {
-    /// Create, at AWS_ENDPOINT_URL (an emulator) or in the configured account, a user pool
-    /// with a confidential client, the invitation table, the SES sender and the PreSignUp
-    /// Lambda; print the environment the service needs.
-    Provision {
-        /// Prefix for every resource name.
-        #[arg(long, default_value = "invitegate")]
-        name: String,
-        /// The Lambda zip (a `bootstrap` built from lambda-presignup): see scripts/lambda-zip.sh.
-        #[arg(long)]
-        lambda_zip: std::path::PathBuf,
-    },
+/// The service's configuration from the command line; `serve` is `None` for operator commands.
+pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Result<AppConfig> {
+    let backend = match common.backend {
+        BackendKind::Embedded => Backend::Embedded(EmbeddedSettings {
+            data_dir: common.embedded.data_dir.clone(),
+            smtp_url: common.embedded.smtp_url.clone(),
+            mail_from: common.mail_from.clone().unwrap_or_else(|| DEFAULT_MAIL_FROM.to_owned()),
+            hashing_cost: backend_embedded::HashingCost::OWASP,
+        }),
+        BackendKind::Aws => Backend::Aws(common.aws.to_config(common.mail_from.as_deref())?),
+    };
+    Ok(AppConfig {
+        backend,
+        listen: common.listen,
+        public_url: common.public_url.clone(),
+        service: ServiceSettings {
+            policy: common.policy,
+            default_invite_quota: common.invite_quota,
+            invitation_ttl: time::Duration::hours(i64::from(common.invitation_ttl_hours)),
+            password_policy: PasswordPolicy::default(),
+        },
+        attempt_limits: AttemptLimits::default(),
+        cors_origins: serve.map(|s| s.cors_origins.clone()).unwrap_or_default(),
+        request_timeout: Duration::from_secs(serve.map_or(DEFAULT_REQUEST_TIMEOUT_SECS, |s| s.request_timeout_secs)),
+        max_body_bytes: serve.map_or(DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes),
+    })
 }

@@ -1,6 +1,6 @@
 //! Extractors whose rejections speak the API's error format.
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
@@ -10,6 +10,7 @@ use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, error_response};
 use crate::startup::AppState;
+use crate::wire::ErrorCode;
 
 /// `axum::Json`, but malformed bodies and wrong content types answer
 /// `400 invalid_request` and oversized ones `413 payload_too_large`.
@@ -17,16 +18,14 @@ pub struct ApiJson<T>(pub T);
 
 pub enum JsonError {
     TooLarge,
-    Invalid(String),
+    Invalid(&'static str),
 }
 
 impl IntoResponse for JsonError {
     fn into_response(self) -> Response {
         match self {
-            Self::TooLarge => {
-                error_response(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "Request body too large")
-            }
-            Self::Invalid(message) => error_response(StatusCode::BAD_REQUEST, "invalid_request", &message),
+            Self::TooLarge => error_response(ErrorCode::PayloadTooLarge, "Request body too large"),
+            Self::Invalid(message) => error_response(ErrorCode::InvalidRequest, message),
         }
     }
 }
@@ -39,13 +38,31 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for ApiJson<T> {
             Ok(axum::Json(value)) => Ok(Self(value)),
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(JsonError::TooLarge),
             Err(JsonRejection::MissingJsonContentType(_)) => {
-                Err(JsonError::Invalid("Expected a JSON body with Content-Type: application/json".into()))
+                Err(JsonError::Invalid("Expected a JSON body with Content-Type: application/json"))
             }
             // serde's message would quote the submitted value, which may be a password.
             Err(JsonRejection::JsonDataError(_)) => {
-                Err(JsonError::Invalid("Invalid request body: expected a JSON object whose fields are strings".into()))
+                Err(JsonError::Invalid("Invalid request body: expected a JSON object whose fields are strings"))
             }
-            Err(_) => Err(JsonError::Invalid("Malformed JSON body".into())),
+            Err(_) => Err(JsonError::Invalid("Malformed JSON body")),
+        }
+    }
+}
+
+/// `axum::extract::Path`, but a segment that is not valid UTF-8 (`%FF`)
+/// answers in the API's error format, not plain text.
+pub struct ApiPath<T>(pub T);
+
+impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath<T> {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        match axum::extract::Path::<T>::from_request_parts(parts, state).await {
+            Ok(axum::extract::Path(value)) => Ok(Self(value)),
+            Err(PathRejection::FailedToDeserializePathParams(_)) => {
+                Err(error_response(ErrorCode::InvalidRequest, "Invalid path parameter"))
+            }
+            Err(_) => Err(error_response(ErrorCode::Internal, "Internal error")),
         }
     }
 }
@@ -67,9 +84,7 @@ impl FromRequestParts<AppState> for Authenticated {
             })
             .filter(|token| !token.is_empty())
             .ok_or(ApiError(Error::InvalidToken))?;
-        let now = state.service.clock.now();
-        let claims = state.service.pool.verify_access_token(&SecretString::new(token), now).await?;
-        Ok(Self(claims))
+        Ok(Self(state.service.authenticate(&SecretString::new(token)).await?))
     }
 }
 

@@ -10,3 +10,4 @@ pub mod routes;
 pub mod service;
 pub mod startup;
 pub mod telemetry;
+pub mod wire;

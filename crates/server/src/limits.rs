@@ -1,4 +1,5 @@
-//! Slowing down guessing: attempts at a secret (access codes, passwords,
+//! Slowing down guessing (used by the service, so every front end gets it):
+//! attempts at a secret (access codes, passwords,
 //! confirmation codes) are counted per email and per client network; past the
 //! limit, requests get `429` with `Retry-After`. An attempt counts when it
 //! starts, so a burst of parallel guesses cannot all pass one check; it is
@@ -24,10 +25,10 @@ impl Default for AttemptLimits {
     }
 }
 
-/// What an attempt is counted against.
-pub enum Subject<'a> {
-    Email(&'a domain::Email),
-    Inviter(&'a UserSub),
+/// What an attempt is counted against, besides the client's address.
+pub enum Subject {
+    Email(domain::Email),
+    Inviter(UserSub),
 }
 
 pub struct FailureGuard {
@@ -57,7 +58,7 @@ fn client_key(client: IpAddr) -> String {
     }
 }
 
-fn subject_key(subject: &Subject<'_>) -> String {
+fn subject_key(subject: &Subject) -> String {
     match subject {
         Subject::Email(email) => format!("email:{email}"),
         Subject::Inviter(sub) => format!("inviter:{sub}"),
@@ -80,7 +81,7 @@ impl FailureGuard {
     }
 
     /// Counts an attempt, or refuses it with `TooManyAttempts` if either key is used up.
-    pub fn begin(&self, subject: Subject<'_>, client: IpAddr, now: OffsetDateTime) -> Result<Attempt, Error> {
+    pub fn begin(&self, subject: Subject, client: IpAddr, now: OffsetDateTime) -> Result<Attempt, Error> {
         let attempt = Attempt { subject: subject_key(&subject), client: client_key(client), at: now };
         let mut by_subject = self.by_subject.lock().map_err(|_| Error::unexpected("limiter mutex poisoned"))?;
         let mut by_client = self.by_client.lock().map_err(|_| Error::unexpected("limiter mutex poisoned"))?;

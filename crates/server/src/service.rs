@@ -1,17 +1,23 @@
-//! The use cases, independent of HTTP and of the backend: the HTTP routes and
-//! the CLI both call these.
+//! The use cases, one method each, independent of HTTP and of the backend.
+//! Routes and CLI commands parse their input, call one of these methods and
+//! render what it returns; the parts behind it (store, pool, mailer, limits)
+//! are private, so every front end gets the same rules by calling it.
 
+use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use domain::invitation::whole_seconds;
 use domain::{
-    AccessCode, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, Mailer, NewInvitation,
-    Password, PasswordPolicy, QuotaCharge, ReserveOutcome, SignUpOutcome, SignUpPolicy, SignUpRequest, UserPool,
+    AccessClaims, AccessCode, Adapters, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStatus,
+    InvitationStore, Inviter, Mailer, NewInvitation, Password, PasswordPolicy, QuotaCharge, Reservation,
+    ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, StoredStatus, Tokens, UserPool,
     UserRecord, UserStatus, UserSub, messages,
 };
-use time::Duration;
+use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
+use crate::limits::{AttemptLimits, FailureGuard, Subject};
 
 /// How far the pool's clock (Cognito's) and ours may disagree when comparing creation times.
 const CLOCK_SKEW: Duration = Duration::seconds(5);
@@ -25,16 +31,40 @@ pub struct ServiceSettings {
     pub password_policy: PasswordPolicy,
 }
 
-#[derive(Clone)]
-pub struct Invitegate {
-    pub store: Arc<dyn InvitationStore>,
-    pub pool: Arc<dyn UserPool>,
-    pub mailer: Arc<dyn Mailer>,
-    pub codes: CodeHasher,
-    pub clock: Arc<dyn Clock>,
-    pub settings: ServiceSettings,
-    /// Base of invitation links; known only once the listener is bound.
-    pub public_url: String,
+/// Who acts: the operator (the CLI), or a signed-in user from a client address.
+#[derive(Debug, Clone)]
+pub enum Actor {
+    Operator,
+    User { sub: UserSub, client: IpAddr },
+}
+
+impl Actor {
+    fn inviter(&self) -> Inviter {
+        match self {
+            Self::Operator => Inviter::Operator,
+            Self::User { sub, .. } => Inviter::User(sub.clone()),
+        }
+    }
+}
+
+/// Which invitation an action is about.
+#[derive(Debug, Clone)]
+pub enum InvitationRef {
+    Id(InvitationId),
+    /// The newest invitation sent to this address (how operators name one).
+    LatestFor(Email),
+}
+
+/// An invitation as people see it: its status as of now, no code hash.
+#[derive(Debug, Clone)]
+pub struct InvitationSummary {
+    pub id: InvitationId,
+    pub email: Email,
+    pub status: InvitationStatus,
+    pub inviter: Inviter,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+    pub redeemed_by: Option<UserSub>,
 }
 
 /// What `/me` shows.
@@ -44,60 +74,162 @@ pub struct Profile {
     pub invited_by: Option<Inviter>,
 }
 
+/// A sign-up as submitted: the password is checked against the policy here.
+pub struct SignUpForm {
+    pub email: Email,
+    pub password: SecretString,
+    /// Blank counts as absent.
+    pub access_code: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Invitegate {
+    store: Arc<dyn InvitationStore>,
+    pool: Arc<dyn UserPool>,
+    mailer: Arc<dyn Mailer>,
+    codes: CodeHasher,
+    clock: Arc<dyn Clock>,
+    settings: ServiceSettings,
+    /// Base of invitation links; known only once the listener is bound.
+    public_url: String,
+    guard: Arc<FailureGuard>,
+}
+
 impl Invitegate {
-    /// Sign-up with an access code, as a saga that never loses or double-spends
-    /// the invitation: reserve it, create the user (the pool confirms holders
-    /// of a reservation), mark it redeemed; give it back on a definite failure.
-    /// An indefinite failure leaves the reservation to lapse and be settled
-    /// by the next attempt (`settle_lapsed`).
+    pub fn new(
+        adapters: Adapters,
+        clock: Arc<dyn Clock>,
+        settings: ServiceSettings,
+        public_url: String,
+        limits: AttemptLimits,
+    ) -> Self {
+        let Adapters { store, pool, mailer, codes } = adapters;
+        Self { store, pool, mailer, codes, clock, settings, public_url, guard: Arc::new(FailureGuard::new(limits)) }
+    }
+
+    /// Runs an attempt at a secret, counted against `subject` and `client`
+    /// (see `limits`), in a task of its own: a client that hangs up can
+    /// neither cut a saga between its steps nor leave the attempt counted.
+    async fn attempt<T, F>(&self, subject: Subject, client: IpAddr, work: F) -> Result<T, Error>
+    where
+        T: Send + 'static,
+        F: Future<Output = Result<T, Error>> + Send + 'static,
+    {
+        let attempt = self.guard.begin(subject, client, self.clock.now())?;
+        let guard = Arc::clone(&self.guard);
+        tokio::spawn(async move { guard.finish(attempt, work.await) })
+            .await
+            .unwrap_or_else(|e| Err(Error::Unexpected(anyhow::Error::new(e).context("attempt task"))))
+    }
+
+    // ----- Sign-up, confirmation, sessions -----
+
+    /// Sign-up: with an access code (required in invite-only mode), or in open
+    /// mode without one, then confirmed by an emailed code.
     #[tracing::instrument(skip_all)]
-    pub async fn sign_up(
+    pub async fn sign_up(&self, form: SignUpForm, client: IpAddr) -> Result<SignUpOutcome, Error> {
+        let code = form.access_code.filter(|c| !c.trim().is_empty());
+        if code.is_none() && self.settings.policy == SignUpPolicy::InviteOnly {
+            return Err(Error::MissingParams);
+        }
+        let password = self.settings.password_policy.check(form.password.expose())?;
+        // A code that cannot be one is just a wrong code, counted as a guess.
+        let code = code.map(|c| AccessCode::parse(&c).map_err(|_| Error::InvalidAccessCode)).transpose();
+        let service = self.clone();
+        let email = form.email;
+        self.attempt(Subject::Email(email.clone()), client, async move {
+            match code? {
+                Some(code) => service.invited_sign_up(email, password, code).await,
+                None => service.open_sign_up(email, password).await,
+            }
+        })
+        .await
+    }
+
+    async fn open_sign_up(&self, email: Email, password: Password) -> Result<SignUpOutcome, Error> {
+        let now = self.clock.now();
+        // While an invitee's sign-up holds the email's invitation, a code-less
+        // sign-up for that email must not slip in: on AWS the trigger can only
+        // see that *a* reservation exists, not whose it is.
+        if let Some(invitation) = self.store.latest_for_email(&email).await?
+            && invitation.status == StoredStatus::Reserved
+            && !invitation.reservation_lapsed(now)
+        {
+            return Err(Error::InvitationInUse);
+        }
+        self.pool.sign_up(SignUpRequest { email, password, reservation: None }, now).await
+    }
+
+    /// The invited sign-up is a saga that never loses or double-spends the
+    /// invitation: reserve it, create the user (the pool confirms holders of a
+    /// reservation), mark it redeemed; give it back on a definite failure. An
+    /// indefinite failure leaves the reservation to lapse and be settled by
+    /// the next attempt (`settle_lapsed`).
+    async fn invited_sign_up(
         &self,
         email: Email,
         password: Password,
-        code: Option<AccessCode>,
+        code: AccessCode,
     ) -> Result<SignUpOutcome, Error> {
         let now = self.clock.now();
-        let Some(code) = code else {
-            return match self.settings.policy {
-                SignUpPolicy::InviteOnly => Err(Error::MissingParams),
-                SignUpPolicy::Open => {
-                    // While an invitee's sign-up holds the email's invitation, a code-less
-                    // sign-up for that email must not slip in: on AWS the trigger can only
-                    // see that *a* reservation exists, not whose it is.
-                    if let Some(invitation) = self.store.latest_for_email(&email).await?
-                        && invitation.status == domain::StoredStatus::Reserved
-                        && !invitation.reservation_lapsed(now)
-                    {
-                        return Err(Error::InvitationInUse);
-                    }
-                    self.pool.sign_up(SignUpRequest { email, password, reservation: None }, now).await
-                }
-            };
-        };
-        let code_hash = self.codes.hash_access_code(&code);
-        let reservation = match self.store.reserve(&email, &code_hash, now).await? {
-            ReserveOutcome::Reserved(reservation) => reservation,
+        let reservation = self.reserve(&email, &code, now).await?;
+        let request = SignUpRequest { email, password, reservation: Some(reservation.clone()) };
+        let created = self.create_invited_user(request, now).await;
+        self.finish_reservation(&reservation, created, now).await
+    }
+
+    /// Step 1: the invitation matching the email and code, reserved for this sign-up.
+    async fn reserve(&self, email: &Email, code: &AccessCode, now: OffsetDateTime) -> Result<Reservation, Error> {
+        let code_hash = self.codes.hash_access_code(code);
+        match self.store.reserve(email, &code_hash, now).await? {
+            ReserveOutcome::Reserved(reservation) => Ok(reservation),
             ReserveOutcome::Lapsed(invitation) => {
                 if self.settle_lapsed(&invitation).await? {
                     return Err(Error::InvitationRedeemed);
                 }
-                match self.store.reserve(&email, &code_hash, now).await? {
-                    ReserveOutcome::Reserved(reservation) => reservation,
-                    ReserveOutcome::Lapsed(_) => return Err(Error::InvitationInUse),
+                match self.store.reserve(email, &code_hash, now).await? {
+                    ReserveOutcome::Reserved(reservation) => Ok(reservation),
+                    ReserveOutcome::Lapsed(_) => Err(Error::InvitationInUse),
                 }
             }
-        };
-        let request = SignUpRequest { email, password, reservation: Some(reservation.clone()) };
-        match self.pool.sign_up(request, now).await {
+        }
+    }
+
+    /// Step 2: the user, created by the pool. An account that gives way to an
+    /// invitation (see `UserRecord::gives_way_to_invitation`) is removed and
+    /// the sign-up tried once more.
+    async fn create_invited_user(&self, request: SignUpRequest, now: OffsetDateTime) -> Result<SignUpOutcome, Error> {
+        match self.pool.sign_up(request.clone(), now).await {
+            Err(Error::UserExists) => match self.pool.find_by_email(&request.email).await? {
+                Some(existing) if existing.gives_way_to_invitation() => {
+                    self.pool.delete_unconfirmed(&existing).await?;
+                    tracing::info!(replaced = %existing.sub, "an invited sign-up replaces an unconfirmed account");
+                    self.pool.sign_up(request, now).await
+                }
+                Some(_) => Err(Error::UserExists),
+                // Gone since: the address is free again.
+                None => self.pool.sign_up(request, now).await,
+            },
+            other => other,
+        }
+    }
+
+    /// Step 3: the invitation redeemed by the new user, or given back.
+    async fn finish_reservation(
+        &self,
+        reservation: &Reservation,
+        created: Result<SignUpOutcome, Error>,
+        now: OffsetDateTime,
+    ) -> Result<SignUpOutcome, Error> {
+        match created {
             // The pool created the user but did not confirm it (its lease ran out under
             // it): the invitation was not what let them in, so it goes back.
             Ok(outcome) if !outcome.confirmed => {
-                self.store.release(&reservation).await?;
+                self.store.release(reservation).await?;
                 Ok(outcome)
             }
             Ok(outcome) => {
-                self.store.complete(&reservation, &outcome.sub, now).await?;
+                self.store.complete(reservation, &outcome.sub, now).await?;
                 tracing::info!(sub = %outcome.sub, invitation = %reservation.invitation_id, "invited user signed up");
                 Ok(outcome)
             }
@@ -111,7 +243,7 @@ impl Invitegate {
                 // Throttled after the SDK's retries: the request was refused, not half-done.
                 | Error::Unavailable { .. }),
             ) => {
-                self.store.release(&reservation).await?;
+                self.store.release(reservation).await?;
                 Err(e)
             }
             Err(e) => Err(e),
@@ -142,21 +274,88 @@ impl Invitegate {
         }
     }
 
-    pub fn check_password(&self, raw: &str) -> Result<Password, Error> {
-        Ok(self.settings.password_policy.check(raw)?)
+    /// Open mode: the emailed confirmation code for an unconfirmed account.
+    pub async fn confirm_sign_up(&self, email: Email, code: String, client: IpAddr) -> Result<(), Error> {
+        let pool = Arc::clone(&self.pool);
+        let now = self.clock.now();
+        self.attempt(
+            Subject::Email(email.clone()),
+            client,
+            async move { pool.confirm_sign_up(&email, &code, now).await },
+        )
+        .await
     }
+
+    /// Answers the same whether or not the address has an unconfirmed account.
+    pub async fn resend_confirmation(&self, email: Email) -> Result<(), Error> {
+        self.pool.resend_confirmation(&email, self.clock.now()).await
+    }
+
+    /// `email` is taken as typed: an address that cannot exist gets the same
+    /// answer as a wrong password, so the answer tells nothing about accounts.
+    pub async fn sign_in(&self, email: &str, password: SecretString, client: IpAddr) -> Result<Tokens, Error> {
+        let email = Email::parse(email).map_err(|_| Error::NotAuthorized)?;
+        let pool = Arc::clone(&self.pool);
+        let now = self.clock.now();
+        self.attempt(Subject::Email(email.clone()), client, async move { pool.sign_in(&email, &password, now).await })
+            .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, Error> {
+        self.pool.refresh(refresh_token, self.clock.now()).await
+    }
+
+    pub async fn sign_out(&self, refresh_token: &SecretString) -> Result<(), Error> {
+        self.pool.sign_out(refresh_token, self.clock.now()).await
+    }
+
+    /// The bearer of a valid access token.
+    pub async fn authenticate(&self, access_token: &SecretString) -> Result<AccessClaims, Error> {
+        self.pool.verify_access_token(access_token, self.clock.now()).await
+    }
+
+    /// The public keys that verify the pool's tokens, as a JWKS document (if the pool publishes one).
+    pub async fn jwks(&self) -> Result<Option<String>, Error> {
+        self.pool.jwks_json().await
+    }
+
+    // ----- Invitations -----
 
     /// Creates an invitation and emails its code. If the email cannot be sent
     /// the invitation is revoked again (and the quota refunded): nothing is lost.
-    #[tracing::instrument(skip_all, fields(inviter = ?inviter))]
+    /// A user's invitations count like guesses when they hit an existing
+    /// account, so inviting is no cheap way to find out who has signed up;
+    /// only operators set the invitee's own quota.
+    #[tracing::instrument(skip_all)]
     pub async fn invite(
+        &self,
+        actor: &Actor,
+        email: Email,
+        invitee_quota: Option<u32>,
+    ) -> Result<InvitationSummary, Error> {
+        match actor {
+            Actor::Operator => self.send_invitation(Inviter::Operator, email, invitee_quota).await,
+            Actor::User { .. } if invitee_quota.is_some() => {
+                Err(Error::InvalidRequest("Only operators set an invitee's quota".into()))
+            }
+            Actor::User { sub, client } => {
+                let service = self.clone();
+                let inviter = actor.inviter();
+                self.attempt(Subject::Inviter(sub.clone()), *client, async move {
+                    service.send_invitation(inviter, email, None).await
+                })
+                .await
+            }
+        }
+    }
+
+    async fn send_invitation(
         &self,
         inviter: Inviter,
         email: Email,
         invitee_quota: Option<u32>,
-    ) -> Result<Invitation, Error> {
-        // An unconfirmed (open-mode) account never proved the address: the invitation may replace it.
-        if self.pool.find_by_email(&email).await?.is_some_and(|user| user.status == UserStatus::Confirmed) {
+    ) -> Result<InvitationSummary, Error> {
+        if self.pool.find_by_email(&email).await?.is_some_and(|user| !user.gives_way_to_invitation()) {
             return Err(Error::UserExists);
         }
         let now = self.clock.now();
@@ -188,33 +387,31 @@ impl Invitegate {
             return Err(e);
         }
         tracing::info!(invitation = %invitation.id, "invitation sent");
-        Ok(invitation)
+        Ok(self.summary(&invitation))
     }
 
-    /// The invitation, if `actor` may manage it (operators may manage all).
-    async fn owned(&self, actor: &Inviter, id: &InvitationId) -> Result<Invitation, Error> {
-        let invitation = self.store.get(id).await?.ok_or(Error::NotFound)?;
-        match actor {
-            Inviter::Operator => {}
-            user if *user == invitation.inviter => {}
-            // Someone else's invitation is indistinguishable from none.
-            _ => return Err(Error::NotFound),
-        }
-        if invitation.reservation_lapsed(self.clock.now()) {
-            self.settle_lapsed(&invitation).await?;
-            return self.store.get(id).await?.ok_or(Error::NotFound);
-        }
-        Ok(invitation)
+    /// A user's own invitations, or every invitation for the operator; newest first.
+    pub async fn list_invitations(
+        &self,
+        actor: &Actor,
+        status: Option<InvitationStatus>,
+    ) -> Result<Vec<InvitationSummary>, Error> {
+        let invitations = match actor {
+            Actor::Operator => self.store.list(None).await?,
+            Actor::User { .. } => self.store.list(Some(&actor.inviter())).await?,
+        };
+        Ok(invitations.iter().map(|i| self.summary(i)).filter(|i| status.is_none_or(|s| i.status == s)).collect())
     }
 
-    pub async fn revoke(&self, actor: &Inviter, id: &InvitationId) -> Result<Invitation, Error> {
-        let invitation = self.owned(actor, id).await?;
-        self.store.revoke(&invitation.id, self.clock.now()).await
+    pub async fn revoke(&self, actor: &Actor, target: &InvitationRef) -> Result<InvitationSummary, Error> {
+        let invitation = self.owned(actor, target).await?;
+        let revoked = self.store.revoke(&invitation.id, self.clock.now()).await?;
+        Ok(self.summary(&revoked))
     }
 
     /// Rotates the code (the old one stops working), restarts the expiry and emails it.
-    pub async fn resend(&self, actor: &Inviter, id: &InvitationId) -> Result<Invitation, Error> {
-        let invitation = self.owned(actor, id).await?;
+    pub async fn resend(&self, actor: &Actor, target: &InvitationRef) -> Result<InvitationSummary, Error> {
+        let invitation = self.owned(actor, target).await?;
         let now = self.clock.now();
         let code = AccessCode::generate(&mut rand::rng());
         let rotated = self
@@ -229,11 +426,47 @@ impl Invitegate {
         let message = messages::invitation(&self.public_url, &rotated.email, &code, rotated.expires_at);
         self.mailer.send(&message).await?;
         tracing::info!(invitation = %rotated.id, "invitation re-sent with a new code");
-        Ok(rotated)
+        Ok(self.summary(&rotated))
     }
 
-    pub async fn latest_for_email(&self, email: &Email) -> Result<Invitation, Error> {
-        self.store.latest_for_email(email).await?.ok_or(Error::NotFound)
+    /// The invitation, if `actor` may manage it (operators may manage all),
+    /// with a lapsed reservation settled first.
+    async fn owned(&self, actor: &Actor, target: &InvitationRef) -> Result<Invitation, Error> {
+        let invitation = match target {
+            InvitationRef::Id(id) => self.store.get(id).await?,
+            InvitationRef::LatestFor(email) => self.store.latest_for_email(email).await?,
+        }
+        .ok_or(Error::NotFound)?;
+        match actor {
+            Actor::Operator => {}
+            user if user.inviter() == invitation.inviter => {}
+            // Someone else's invitation is indistinguishable from none.
+            Actor::User { .. } => return Err(Error::NotFound),
+        }
+        if invitation.reservation_lapsed(self.clock.now()) {
+            self.settle_lapsed(&invitation).await?;
+            return self.store.get(&invitation.id).await?.ok_or(Error::NotFound);
+        }
+        Ok(invitation)
+    }
+
+    fn summary(&self, invitation: &Invitation) -> InvitationSummary {
+        InvitationSummary {
+            id: invitation.id.clone(),
+            email: invitation.email.clone(),
+            status: invitation.status_at(self.clock.now()),
+            inviter: invitation.inviter.clone(),
+            created_at: invitation.created_at,
+            expires_at: invitation.expires_at,
+            redeemed_by: invitation.redeemed_by.clone(),
+        }
+    }
+
+    // ----- Users -----
+
+    /// Every user, oldest first.
+    pub async fn list_users(&self) -> Result<Vec<UserRecord>, Error> {
+        self.pool.list_users().await
     }
 
     pub async fn profile(&self, sub: &UserSub) -> Result<Profile, Error> {

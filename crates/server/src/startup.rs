@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use backend_embedded::{EmbeddedConfig, HashingCost};
+use domain::{Adapters, SignUpPolicy};
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
 use tower_http::timeout::TimeoutLayer;
@@ -19,30 +20,37 @@ use tower_http::trace::TraceLayer;
 
 use crate::clock::Clock;
 use crate::error::error_response;
-use crate::limits::{AttemptLimits, FailureGuard};
+use crate::limits::AttemptLimits;
 use crate::routes::{auth, invitations, meta};
 use crate::service::{Invitegate, ServiceSettings};
+use crate::wire::ErrorCode;
 
 /// Where users and invitations live.
 #[derive(Debug, Clone)]
 pub enum Backend {
-    /// SQLite and the local user pool under `data_dir`.
-    Embedded,
+    /// SQLite, the local user pool and the outbox (or SMTP).
+    Embedded(EmbeddedSettings),
     /// Cognito, DynamoDB and SES.
     Aws(backend_aws::AwsConfig),
+}
+
+/// What only the embedded backend needs.
+#[derive(Debug, Clone)]
+pub struct EmbeddedSettings {
+    /// The database, keys and outbox.
+    pub data_dir: std::path::PathBuf,
+    pub smtp_url: Option<domain::SecretString>,
+    pub mail_from: String,
+    pub hashing_cost: HashingCost,
 }
 
 /// Everything needed to build the service; `config.rs` fills it from the CLI, tests directly.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
     pub backend: Backend,
-    pub data_dir: std::path::PathBuf,
     pub listen: SocketAddr,
     pub public_url: Option<String>,
     pub service: ServiceSettings,
-    pub smtp_url: Option<domain::SecretString>,
-    pub mail_from: String,
-    pub hashing_cost: HashingCost,
     pub attempt_limits: AttemptLimits,
     pub cors_origins: Vec<String>,
     pub request_timeout: Duration,
@@ -52,7 +60,22 @@ pub struct AppConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub service: Invitegate,
-    pub guard: Arc<FailureGuard>,
+}
+
+/// Opens the configured backend.
+pub async fn open_backend(backend: &Backend, public_url: &str, policy: SignUpPolicy) -> anyhow::Result<Adapters> {
+    match backend {
+        Backend::Embedded(embedded) => backend_embedded::open(&EmbeddedConfig {
+            data_dir: embedded.data_dir.clone(),
+            issuer: public_url.to_owned(),
+            policy,
+            hashing_cost: embedded.hashing_cost,
+            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            smtp_url: embedded.smtp_url.clone(),
+            mail_from: embedded.mail_from.clone(),
+        }),
+        Backend::Aws(aws) => backend_aws::open(aws, &backend_aws::sdk_config().await),
+    }
 }
 
 /// Opens the backend and assembles the use cases (shared by `serve` and the CLI).
@@ -61,26 +84,8 @@ pub async fn build_service(
     public_url: String,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Invitegate> {
-    let (store, pool, mailer, codes) = match &config.backend {
-        Backend::Embedded => {
-            let backend = backend_embedded::open(&EmbeddedConfig {
-                data_dir: config.data_dir.clone(),
-                issuer: public_url.clone(),
-                policy: config.service.policy,
-                hashing_cost: config.hashing_cost,
-                max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
-                smtp_url: config.smtp_url.clone(),
-                mail_from: config.mail_from.clone(),
-            })?;
-            (backend.store, backend.pool, backend.mailer, backend.code_hasher)
-        }
-        Backend::Aws(aws) => {
-            let sdk = backend_aws::sdk_config().await;
-            let backend = backend_aws::open(aws, &sdk)?;
-            (backend.store, backend.pool, backend.mailer, backend.code_hasher)
-        }
-    };
-    Ok(Invitegate { store, pool, mailer, codes, clock, settings: config.service.clone(), public_url })
+    let adapters = open_backend(&config.backend, &public_url, config.service.policy).await?;
+    Ok(Invitegate::new(adapters, clock, config.service.clone(), public_url, config.attempt_limits))
 }
 
 pub fn default_public_url(listen: SocketAddr) -> String {
@@ -134,13 +139,16 @@ async fn json_for_bare_errors(response: Response) -> Response {
         return response;
     }
     let (code, message) = match status {
-        StatusCode::METHOD_NOT_ALLOWED => ("method_not_allowed", "Method not allowed"),
-        StatusCode::REQUEST_TIMEOUT => ("timeout", "The request took too long"),
-        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "Request body too large"),
-        s if s.is_server_error() => ("internal", "Internal error"),
-        _ => ("invalid_request", "Invalid request"),
+        StatusCode::METHOD_NOT_ALLOWED => (ErrorCode::MethodNotAllowed, "Method not allowed"),
+        StatusCode::REQUEST_TIMEOUT => (ErrorCode::Timeout, "The request took too long"),
+        StatusCode::PAYLOAD_TOO_LARGE => (ErrorCode::PayloadTooLarge, "Request body too large"),
+        StatusCode::NOT_FOUND => (ErrorCode::NotFound, "Not found"),
+        s if s.is_server_error() => (ErrorCode::Internal, "Internal error"),
+        _ => (ErrorCode::InvalidRequest, "Invalid request"),
     };
-    let mut json = error_response(status, code, message);
+    // The status stays the one the layer chose; the body gets the API's shape.
+    let mut json = error_response(code, message);
+    *json.status_mut() = status;
     if let Some(allow) = response.headers().get(header::ALLOW) {
         json.headers_mut().insert(header::ALLOW, allow.clone());
     }
@@ -151,6 +159,7 @@ pub struct Application {
     listener: TcpListener,
     router: Router,
     service: Invitegate,
+    adapters: Adapters,
     address: SocketAddr,
 }
 
@@ -164,10 +173,17 @@ impl Application {
             tracing::warn!(%address, "listening on all interfaces without --public-url: invitation links will name {address}, which invitees cannot open; set INVITEGATE_PUBLIC_URL");
         }
         let public_url = config.public_url.clone().unwrap_or_else(|| default_public_url(address));
-        let service = build_service(&config, public_url, clock).await?;
-        let state = AppState { service: service.clone(), guard: Arc::new(FailureGuard::new(config.attempt_limits)) };
-        let router = router(state, &config)?;
-        Ok(Self { listener, router, service, address })
+        let adapters = open_backend(&config.backend, &public_url, config.service.policy).await?;
+        let service =
+            Invitegate::new(adapters.clone(), clock, config.service.clone(), public_url, config.attempt_limits);
+        let router = router(AppState { service: service.clone() }, &config)?;
+        Ok(Self { listener, router, service, adapters, address })
+    }
+
+    /// The service's own parts, for tests that must set up or inspect state
+    /// no use case produces (a stale reservation, say). Nothing else uses them.
+    pub fn adapters(&self) -> &Adapters {
+        &self.adapters
     }
 
     pub fn address(&self) -> SocketAddr {

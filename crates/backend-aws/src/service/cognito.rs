@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_cognitoidentityprovider::operation::sign_up::{SignUpError, SignUpOutput};
 use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, AuthenticationResultType, UserStatusType};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -116,72 +117,78 @@ fn tokens(result: Option<&AuthenticationResultType>, refresh: Option<SecretStrin
     })
 }
 
+/// What a refused SignUp means to the caller.
+fn sign_up_error(e: SdkError<SignUpError>) -> Error {
+    match e.as_service_error() {
+        Some(s) if s.is_username_exists_exception() => Error::UserExists,
+        Some(s) if s.is_invalid_password_exception() => {
+            Error::InvalidPassword(s.message().unwrap_or("Password does not conform to policy").to_owned())
+        }
+        Some(s)
+            if s.is_user_lambda_validation_exception()
+                && s.message().is_some_and(|m| m.contains(domain::presignup::TRIGGER_UNAVAILABLE)) =>
+        {
+            tracing::error!("the PreSignUp trigger could not look the invitation up");
+            Error::Unavailable { retry_after: THROTTLED_RETRY_AFTER }
+        }
+        Some(s) if s.is_user_lambda_validation_exception() => Error::InvalidAccessCode,
+        // The trigger timed out or answered nonsense: no user was created.
+        Some(s) if s.is_unexpected_lambda_exception() || s.is_invalid_lambda_response_exception() => {
+            tracing::error!(error = %s, "the PreSignUp trigger failed");
+            Error::Unavailable { retry_after: THROTTLED_RETRY_AFTER }
+        }
+        _ => other(e, "Cognito SignUp"),
+    }
+}
+
 impl CognitoUserPool {
-    async fn cognito_sign_up(&self, request: &SignUpRequest) -> Result<SignUpOutcome, Error> {
+    /// One SignUp call, without the SDK's retries: a retry after a timeout
+    /// whose first attempt did create the user would come back UsernameExists,
+    /// and the invitation would be given back for a user who got in.
+    async fn send_sign_up(&self, request: &SignUpRequest) -> Result<SignUpOutput, SdkError<SignUpError>> {
         let email = request.email.as_str();
         let attribute = AttributeType::builder()
             .name("email")
             .value(email)
             .build()
-            .map_err(|e| unexpected(e, "building the email attribute"))?;
+            .map_err(|e| SdkError::construction_failure(e))?;
         // The PreSignUp trigger decides confirmation by looking the email's
         // reservation up in DynamoDB; nothing about the invitation travels here.
-        //
-        // The SDK's own retries are off for SignUp: a retry after a timeout whose
-        // first attempt did create the user would come back UsernameExists, and the
-        // invitation would be given back for a user who got in. Only throttling —
-        // certain to have created nothing — is retried, here, with backoff; any
-        // other failure leaves the reservation to lapse and be settled.
+        self.client
+            .sign_up()
+            .client_id(&self.client_id)
+            .secret_hash(self.hash(email))
+            .username(email)
+            .password(request.password.expose())
+            .user_attributes(attribute)
+            .customize()
+            .config_override(
+                aws_sdk_cognitoidentityprovider::config::Builder::default()
+                    .retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled()),
+            )
+            .send()
+            .await
+    }
+
+    /// SignUp, retried here only when throttled (certain to have created
+    /// nothing), with backoff; any other failure leaves the reservation to
+    /// lapse and be settled.
+    async fn cognito_sign_up(&self, request: &SignUpRequest) -> Result<SignUpOutcome, Error> {
         let mut backoff = SIGN_UP_BACKOFF;
-        let result = loop {
-            let attempt = self
-                .client
-                .sign_up()
-                .client_id(&self.client_id)
-                .secret_hash(self.hash(email))
-                .username(email)
-                .password(request.password.expose())
-                .user_attributes(attribute.clone())
-                .customize()
-                .config_override(
-                    aws_sdk_cognitoidentityprovider::config::Builder::default()
-                        .retry_config(aws_sdk_cognitoidentityprovider::config::retry::RetryConfig::disabled()),
-                )
-                .send()
-                .await;
-            match attempt {
+        loop {
+            match self.send_sign_up(request).await {
+                Ok(output) => {
+                    return Ok(SignUpOutcome {
+                        sub: UserSub::new(output.user_sub().to_owned()),
+                        confirmed: output.user_confirmed(),
+                    });
+                }
                 Err(e) if throttled(&e) && backoff <= SIGN_UP_MAX_BACKOFF => {
                     tokio::time::sleep(backoff).await;
                     backoff *= 4;
                 }
-                done => break done,
+                Err(e) => return Err(sign_up_error(e)),
             }
-        };
-        match result {
-            Ok(output) => Ok(SignUpOutcome {
-                sub: UserSub::new(output.user_sub().to_owned()),
-                confirmed: output.user_confirmed(),
-            }),
-            Err(e) => Err(match e.as_service_error() {
-                Some(s) if s.is_username_exists_exception() => Error::UserExists,
-                Some(s) if s.is_invalid_password_exception() => {
-                    Error::InvalidPassword(s.message().unwrap_or("Password does not conform to policy").to_owned())
-                }
-                Some(s)
-                    if s.is_user_lambda_validation_exception()
-                        && s.message().is_some_and(|m| m.contains(domain::presignup::TRIGGER_UNAVAILABLE)) =>
-                {
-                    tracing::error!("the PreSignUp trigger could not look the invitation up");
-                    Error::Unavailable { retry_after: THROTTLED_RETRY_AFTER }
-                }
-                Some(s) if s.is_user_lambda_validation_exception() => Error::InvalidAccessCode,
-                // The trigger timed out or answered nonsense: no user was created.
-                Some(s) if s.is_unexpected_lambda_exception() || s.is_invalid_lambda_response_exception() => {
-                    tracing::error!(error = %s, "the PreSignUp trigger failed");
-                    Error::Unavailable { retry_after: THROTTLED_RETRY_AFTER }
-                }
-                _ => other(e, "Cognito SignUp"),
-            }),
         }
     }
 
@@ -215,27 +222,20 @@ impl CognitoUserPool {
 #[async_trait]
 impl UserPool for CognitoUserPool {
     async fn sign_up(&self, request: SignUpRequest, _now: OffsetDateTime) -> Result<SignUpOutcome, Error> {
-        match self.cognito_sign_up(&request).await {
-            Err(Error::UserExists) if request.reservation.is_some() => {
-                let Some(existing) = self.get_user(request.email.as_str()).await? else {
-                    return Err(Error::UserExists);
-                };
-                // An invitation proves the address; an unconfirmed account someone opened
-                // for it (open mode) proved nothing and gives way, as on the embedded pool.
-                if existing.status != UserStatus::Unconfirmed {
-                    return Err(Error::UserExists);
-                }
-                self.client
-                    .admin_delete_user()
-                    .user_pool_id(&self.user_pool_id)
-                    .username(existing.sub.as_str())
-                    .send()
-                    .await
-                    .map_err(|e| other(e, "Cognito AdminDeleteUser (unconfirmed squatter)"))?;
-                tracing::info!(replaced = %existing.sub, "an invited sign-up replaced an unconfirmed account");
-                self.cognito_sign_up(&request).await
-            }
-            result => result,
+        self.cognito_sign_up(&request).await
+    }
+
+    async fn delete_unconfirmed(&self, user: &UserRecord) -> Result<(), Error> {
+        // Read again just before: AdminDeleteUser has no condition of its own.
+        match self.get_user(user.sub.as_str()).await? {
+            Some(current) if current.gives_way_to_invitation() => {}
+            _ => return Ok(()),
+        }
+        match self.client.admin_delete_user().user_pool_id(&self.user_pool_id).username(user.sub.as_str()).send().await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e) == Some("UserNotFoundException") => Ok(()),
+            Err(e) => Err(other(e, "Cognito AdminDeleteUser (unconfirmed account)")),
         }
     }
 

@@ -2,7 +2,6 @@
 
 mod cognito;
 mod jwks;
-pub mod provision;
 mod secret_hash;
 mod ses;
 
@@ -10,16 +9,17 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use base64::Engine;
-use domain::{CodeHasher, InvitationStore, Mailer, SecretString, UserPool};
+use domain::{Adapters, CodeHasher, SecretString};
 
 pub use cognito::CognitoUserPool;
 pub use jwks::CognitoTokenVerifier;
 pub use secret_hash::secret_hash;
 pub use ses::SesMailer;
 
-use crate::DynamoInvitationStore;
+use crate::{DynamoInvitationStore, ENV_CODE_KEY};
 
-/// The AWS backend's settings. Names follow the original write-up where it had them.
+/// The AWS backend's settings (the service's command line fills them; see
+/// `env_names` for their variables). Names follow the original write-up.
 #[derive(Debug, Clone)]
 pub struct AwsConfig {
     pub user_pool_id: String,
@@ -35,44 +35,6 @@ pub struct AwsConfig {
     pub issuer: Option<String>,
     /// Defaults to `<issuer>/.well-known/jwks.json`, or under `AWS_ENDPOINT_URL` for an emulator.
     pub jwks_url: Option<String>,
-}
-
-pub const ENV_POOL: &str = "AWS_COGNITO_USER_POOL_ID";
-pub const ENV_CLIENT: &str = "AWS_COGNITO_APP_CLIENT_ID";
-pub const ENV_SECRET: &str = "AWS_COGNITO_APP_CLIENT_SECRET";
-pub const ENV_TABLE: &str = "INVITEGATE_TABLE";
-pub const ENV_MAIL_FROM: &str = "INVITEGATE_MAIL_FROM";
-pub const ENV_CODE_KEY: &str = "INVITEGATE_CODE_KEY";
-pub const ENV_ISSUER: &str = "INVITEGATE_COGNITO_ISSUER";
-pub const ENV_JWKS_URL: &str = "INVITEGATE_COGNITO_JWKS_URL";
-
-impl AwsConfig {
-    /// Reads the settings from the environment; a missing one is an error naming it.
-    pub fn from_env() -> anyhow::Result<Self> {
-        let required = |name: &str| -> anyhow::Result<String> {
-            std::env::var(name)
-                .ok()
-                .filter(|v| !v.trim().is_empty())
-                .with_context(|| format!("the AWS backend needs {name} to be set"))
-        };
-        Ok(Self {
-            user_pool_id: required(ENV_POOL)?,
-            client_id: required(ENV_CLIENT)?,
-            client_secret: SecretString::new(required(ENV_SECRET)?),
-            table: required(ENV_TABLE)?,
-            mail_from: required(ENV_MAIL_FROM)?,
-            code_key: SecretString::new(required(ENV_CODE_KEY)?),
-            issuer: std::env::var(ENV_ISSUER).ok().filter(|v| !v.is_empty()),
-            jwks_url: std::env::var(ENV_JWKS_URL).ok().filter(|v| !v.is_empty()),
-        })
-    }
-}
-
-pub struct AwsBackend {
-    pub store: Arc<dyn InvitationStore>,
-    pub pool: Arc<dyn UserPool>,
-    pub mailer: Arc<dyn Mailer>,
-    pub code_hasher: CodeHasher,
 }
 
 /// A new random code key, base64, for `INVITEGATE_CODE_KEY`.
@@ -95,7 +57,7 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
     aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await
 }
 
-pub fn open(config: &AwsConfig, sdk: &aws_config::SdkConfig) -> anyhow::Result<AwsBackend> {
+pub fn open(config: &AwsConfig, sdk: &aws_config::SdkConfig) -> anyhow::Result<Adapters> {
     let region = sdk.region().map(ToString::to_string).context("no AWS region: set AWS_REGION")?;
     let issuer = config
         .issuer
@@ -114,10 +76,10 @@ pub fn open(config: &AwsConfig, sdk: &aws_config::SdkConfig) -> anyhow::Result<A
         config.client_secret.clone(),
         verifier,
     );
-    Ok(AwsBackend {
+    Ok(Adapters {
         store: Arc::new(DynamoInvitationStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone())),
         pool: Arc::new(pool),
         mailer: Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.mail_from.clone())),
-        code_hasher: parse_code_key(&config.code_key)?,
+        codes: parse_code_key(&config.code_key)?,
     })
 }

@@ -1,98 +1,65 @@
 //! Signed-in users inviting others, and `/me`.
 
-use axum::Json;
 use std::net::SocketAddr;
 
-use axum::extract::{ConnectInfo, Path, State};
+use axum::Json;
+use axum::extract::{ConnectInfo, State};
 use axum::http::StatusCode;
-use domain::{Email, Invitation, InvitationId, Inviter};
-use serde::Deserialize;
-use serde_json::{Value, json};
-use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
+use domain::{Email, InvitationId};
 
 use crate::error::ApiError;
-use crate::extract::{ApiJson, Authenticated, required};
-use crate::limits::Subject;
+use crate::extract::{ApiJson, ApiPath, Authenticated, required};
+use crate::service::{Actor, InvitationRef};
 use crate::startup::AppState;
+use crate::wire::{EmailRequest, InvitationListResponse, InvitationResponse, ProfileResponse};
 
-fn rfc3339(t: OffsetDateTime) -> String {
-    t.format(&Rfc3339).unwrap_or_default()
+fn user(caller: Authenticated, client: SocketAddr) -> Actor {
+    Actor::User { sub: caller.0.sub, client: client.ip() }
 }
 
-pub fn invitation_json(invitation: &Invitation, now: OffsetDateTime) -> Value {
-    json!({
-        "id": invitation.id,
-        "email": invitation.email.as_str(),
-        "status": invitation.status_at(now).as_str(),
-        "createdAt": rfc3339(invitation.created_at),
-        "expiresAt": rfc3339(invitation.expires_at),
-        "redeemedBy": invitation.redeemed_by,
-    })
-}
-
-#[derive(Deserialize)]
-pub struct CreateBody {
-    email: Option<String>,
-}
-
-/// Counted like a guess when it hits an existing account, so invitations are
-/// no cheap way to find out who has signed up.
 pub async fn create(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Authenticated(caller): Authenticated,
-    ApiJson(body): ApiJson<CreateBody>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+    caller: Authenticated,
+    ApiJson(body): ApiJson<EmailRequest>,
+) -> Result<(StatusCode, Json<InvitationResponse>), ApiError> {
     let email = Email::parse(&required(body.email)?)?;
-    let service = &state.service;
-    let attempt = state.guard.begin(Subject::Inviter(&caller.sub), client.ip(), service.clock.now())?;
-    let result = service.invite(Inviter::User(caller.sub.clone()), email, None).await;
-    let invitation = state.guard.finish(attempt, result)?;
-    Ok((StatusCode::CREATED, Json(invitation_json(&invitation, service.clock.now()))))
+    let invitation = state.service.invite(&user(caller, client), email, None).await?;
+    Ok((StatusCode::CREATED, Json(InvitationResponse::from(&invitation))))
 }
 
 pub async fn list(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-) -> Result<Json<Value>, ApiError> {
-    let service = &state.service;
-    let invitations = service.store.list(Some(&Inviter::User(caller.sub))).await?;
-    let now = service.clock.now();
-    Ok(Json(json!({ "invitations": invitations.iter().map(|i| invitation_json(i, now)).collect::<Vec<_>>() })))
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    caller: Authenticated,
+) -> Result<Json<InvitationListResponse>, ApiError> {
+    let invitations = state.service.list_invitations(&user(caller, client), None).await?;
+    Ok(Json(InvitationListResponse { invitations: invitations.iter().map(InvitationResponse::from).collect() }))
 }
 
 pub async fn revoke(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let service = &state.service;
-    let invitation = service.revoke(&Inviter::User(caller.sub), &InvitationId::new(id)).await?;
-    Ok(Json(invitation_json(&invitation, service.clock.now())))
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    caller: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<InvitationResponse>, ApiError> {
+    let target = InvitationRef::Id(InvitationId::new(id));
+    let invitation = state.service.revoke(&user(caller, client), &target).await?;
+    Ok(Json(InvitationResponse::from(&invitation)))
 }
 
 pub async fn resend(
     State(state): State<AppState>,
-    Authenticated(caller): Authenticated,
-    Path(id): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let service = &state.service;
-    let invitation = service.resend(&Inviter::User(caller.sub), &InvitationId::new(id)).await?;
-    Ok(Json(invitation_json(&invitation, service.clock.now())))
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    caller: Authenticated,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<InvitationResponse>, ApiError> {
+    let target = InvitationRef::Id(InvitationId::new(id));
+    let invitation = state.service.resend(&user(caller, client), &target).await?;
+    Ok(Json(InvitationResponse::from(&invitation)))
 }
 
-pub async fn me(State(state): State<AppState>, Authenticated(caller): Authenticated) -> Result<Json<Value>, ApiError> {
-    let profile = state.service.profile(&caller.sub).await?;
-    let invited_by = match profile.invited_by {
-        Some(Inviter::User(sub)) => json!(sub),
-        Some(Inviter::Operator) => json!("operator"),
-        None => Value::Null,
-    };
-    Ok(Json(json!({
-        "sub": profile.user.sub,
-        "email": profile.user.email.as_str(),
-        "invitesRemaining": profile.invites_remaining,
-        "invitedBy": invited_by,
-    })))
+pub async fn me(State(state): State<AppState>, caller: Authenticated) -> Result<Json<ProfileResponse>, ApiError> {
+    let profile = state.service.profile(&caller.0.sub).await?;
+    Ok(Json(ProfileResponse::from(&profile)))
 }

@@ -2,19 +2,19 @@
 
 use axum::Json;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::header;
 use axum::response::{IntoResponse, Response};
-use serde_json::json;
 
 use crate::error::{ApiError, error_response};
 use crate::startup::AppState;
+use crate::wire::{ErrorCode, HealthResponse};
 
-pub async fn healthz() -> Json<serde_json::Value> {
-    Json(json!({ "status": "ok" }))
+pub async fn healthz() -> Json<HealthResponse> {
+    Json(HealthResponse { status: "ok".to_owned() })
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Response {
-    match state.service.pool.jwks_json().await {
+    match state.service.jwks().await {
         Ok(Some(body)) => ([(header::CONTENT_TYPE, "application/json")], body).into_response(),
         Ok(None) => not_found().await,
         Err(e) => ApiError(e).into_response(),
@@ -22,5 +22,5 @@ pub async fn jwks(State(state): State<AppState>) -> Response {
 }
 
 pub async fn not_found() -> Response {
-    error_response(StatusCode::NOT_FOUND, "not_found", "Not found")
+    error_response(ErrorCode::NotFound, "Not found")
 }

@@ -5,14 +5,14 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use backend_embedded::HashingCost;
-use domain::{Email, Invitation, Inviter, PasswordPolicy, SignUpPolicy};
+use domain::{Adapters, Email, PasswordPolicy, SignUpPolicy};
 use reqwest::{Response, StatusCode};
 use serde_json::{Value, json};
 use server::clock::ManualClock;
 use server::limits::AttemptLimits;
-use server::service::Invitegate;
 use server::service::ServiceSettings;
-use server::startup::{AppConfig, Application, Backend};
+use server::service::{Actor, InvitationSummary, Invitegate};
+use server::startup::{AppConfig, Application, Backend, EmbeddedSettings};
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
@@ -40,6 +40,8 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub clock: ManualClock,
     pub service: Invitegate,
+    /// The service's parts, to set up or inspect state directly.
+    pub parts: Adapters,
     pub data_dir: TempDir,
     /// The `iss` and client id the backend's tokens carry.
     pub issuer: String,
@@ -51,8 +53,12 @@ pub struct TestApp {
 
 pub fn test_config(data_dir: &Path) -> AppConfig {
     AppConfig {
-        backend: Backend::Embedded,
-        data_dir: data_dir.to_path_buf(),
+        backend: Backend::Embedded(EmbeddedSettings {
+            data_dir: data_dir.to_path_buf(),
+            smtp_url: None,
+            mail_from: "invitegate <no-reply@invitegate.test>".into(),
+            hashing_cost: HashingCost::INSECURE_FAST,
+        }),
         listen: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
         service: ServiceSettings {
@@ -61,9 +67,6 @@ pub fn test_config(data_dir: &Path) -> AppConfig {
             invitation_ttl: time::Duration::days(7),
             password_policy: PasswordPolicy::default(),
         },
-        smtp_url: None,
-        mail_from: "invitegate <no-reply@invitegate.test>".into(),
-        hashing_cost: HashingCost::INSECURE_FAST,
         attempt_limits: AttemptLimits::default(),
         cors_origins: vec![],
         request_timeout: Duration::from_secs(30),
@@ -85,7 +88,6 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
         TestBackend::Embedded => None,
         TestBackend::Aws => {
             let aws = crate::aws::fixture::AwsApp::provision(config.service.policy).await;
-            config.mail_from = aws.mail_from.clone();
             config.backend = Backend::Aws(aws.config.clone());
             Some(aws)
         }
@@ -94,6 +96,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
     let app = Application::build(config, Arc::new(clock.clone())).await.unwrap();
     let base = format!("http://{}", app.address());
     let service = app.service().clone();
+    let parts = app.adapters().clone();
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(app.run_until(async {
         let _ = rx.await;
@@ -108,6 +111,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
         client: reqwest::Client::new(),
         clock,
         service,
+        parts,
         data_dir,
         issuer,
         client_id,
@@ -133,12 +137,12 @@ impl TestApp {
         self.client.delete(format!("{}{path}", self.base)).bearer_auth(token).send().await.unwrap()
     }
 
-    pub async fn operator_invite(&self, email: &str) -> Invitation {
+    pub async fn operator_invite(&self, email: &str) -> InvitationSummary {
         self.operator_invite_with_quota(email, None).await
     }
 
-    pub async fn operator_invite_with_quota(&self, email: &str, quota: Option<u32>) -> Invitation {
-        self.service.invite(Inviter::Operator, Email::parse(email).unwrap(), quota).await.unwrap()
+    pub async fn operator_invite_with_quota(&self, email: &str, quota: Option<u32>) -> InvitationSummary {
+        self.service.invite(&Actor::Operator, Email::parse(email).unwrap(), quota).await.unwrap()
     }
 
     /// Every email sent to `to`, oldest first: from the outbox, or from the emulator's SES.

@@ -3,10 +3,10 @@
 //! and shared: test emails are unique across the suite, so apps cannot collide.
 
 use backend_aws::AwsConfig;
-use backend_aws::provision::{create_pool, create_table, create_trigger, verify_sender};
 use domain::SignUpPolicy;
 use serde_json::Value;
 use tokio::sync::OnceCell;
+use xtask::provision::{create_pool, create_table, create_trigger, verify_sender};
 
 struct Shared {
     table: String,
@@ -49,7 +49,6 @@ async fn shared(sdk: &aws_config::SdkConfig) -> &'static Shared {
 
 pub struct AwsApp {
     pub config: AwsConfig,
-    pub mail_from: String,
     pub endpoint: String,
     pub sdk: aws_config::SdkConfig,
     pub region: String,
@@ -79,7 +78,7 @@ impl AwsApp {
             issuer: None,
             jwks_url: None,
         };
-        Self { config, mail_from, endpoint, sdk, region }
+        Self { config, endpoint, sdk, region }
     }
 
     /// The `iss` Cognito (and the emulator) put in this pool's tokens.

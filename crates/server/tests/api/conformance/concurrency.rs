@@ -28,9 +28,10 @@ async fn fifty_concurrent_sign_ups_with_one_code_create_exactly_one_user() {
         statuses.iter().all(|s| [StatusCode::OK, StatusCode::CONFLICT, StatusCode::FORBIDDEN].contains(s)),
         "{statuses:?}"
     );
-    let users = app.service.pool.list_users().await.unwrap();
+    let users = app.parts.pool.list_users().await.unwrap();
     assert_eq!(users.len(), 1);
-    let invitation = app.service.latest_for_email(&domain::Email::parse("zoe@example.com").unwrap()).await.unwrap();
+    let invitation =
+        app.parts.store.latest_for_email(&domain::Email::parse("zoe@example.com").unwrap()).await.unwrap().unwrap();
     assert_eq!(invitation.status, domain::StoredStatus::Redeemed);
     assert_eq!(invitation.redeemed_by.as_ref(), Some(&users[0].sub));
 }
@@ -41,9 +42,9 @@ async fn a_lapsed_reservation_is_settled_before_the_code_is_used_again() {
     app.operator_invite("abe@example.com").await;
     let code = app.access_code("abe@example.com").await;
     let email = domain::Email::parse("abe@example.com").unwrap();
-    let hash = app.service.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
+    let hash = app.parts.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
     // A sign-up reserved the invitation and then died without creating a user.
-    let outcome = app.service.store.reserve(&email, &hash, server::clock::Clock::now(&app.clock)).await.unwrap();
+    let outcome = app.parts.store.reserve(&email, &hash, server::clock::Clock::now(&app.clock)).await.unwrap();
     assert!(matches!(outcome, domain::ReserveOutcome::Reserved(_)));
     expect_error(app.sign_up("abe@example.com", PASSWORD, &code).await, StatusCode::CONFLICT, "invitation_in_use")
         .await;
@@ -58,14 +59,14 @@ async fn a_reservation_that_lapses_and_expires_does_not_lock_the_email_out() {
     let first = app.operator_invite("bo@example.com").await;
     let code = app.access_code("bo@example.com").await;
     let email = domain::Email::parse("bo@example.com").unwrap();
-    let hash = app.service.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
+    let hash = app.parts.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
     let now = server::clock::Clock::now(&app.clock);
-    app.service.store.reserve(&email, &hash, now).await.unwrap();
+    app.parts.store.reserve(&email, &hash, now).await.unwrap();
     // The sign-up died and nobody came back before the invitation expired.
     app.clock.advance(time::Duration::days(8));
     expect_error(app.sign_up("bo@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invitation_expired")
         .await;
-    assert_eq!(app.service.store.get(&first.id).await.unwrap().unwrap().status, domain::StoredStatus::Pending);
+    assert_eq!(app.parts.store.get(&first.id).await.unwrap().unwrap().status, domain::StoredStatus::Pending);
     // The operator can invite the address again, and the new code works.
     app.operator_invite("bo@example.com").await;
     let new_code = app.access_code("bo@example.com").await;
@@ -96,15 +97,15 @@ async fn an_open_sign_up_cannot_slip_in_while_an_invitee_holds_the_invitation() 
     app.operator_invite("held@example.com").await;
     let code = app.access_code("held@example.com").await;
     let email = domain::Email::parse("held@example.com").unwrap();
-    let hash = app.service.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
+    let hash = app.parts.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
     // The invitee's sign-up holds the invitation (between reserving and creating the user)…
     let now = server::clock::Clock::now(&app.clock);
-    let outcome = app.service.store.reserve(&email, &hash, now).await.unwrap();
+    let outcome = app.parts.store.reserve(&email, &hash, now).await.unwrap();
     let domain::ReserveOutcome::Reserved(reservation) = outcome else { panic!("not reserved") };
     // …so a code-less sign-up for the same email is turned away rather than confirmed.
     let intruder = app.post("/sign_up", serde_json::json!({ "email": "held@example.com", "password": PASSWORD })).await;
     expect_error(intruder, StatusCode::CONFLICT, "invitation_in_use").await;
-    assert!(app.service.pool.find_by_email(&email).await.unwrap().is_none());
-    app.service.store.release(&reservation).await.unwrap();
+    assert!(app.parts.pool.find_by_email(&email).await.unwrap().is_none());
+    app.parts.store.release(&reservation).await.unwrap();
     expect_json(app.sign_up("held@example.com", PASSWORD, &code).await, StatusCode::OK).await;
 }

@@ -31,8 +31,7 @@ async fn open_mode_users_confirm_by_emailed_code() {
     }
     let ok = app.post("/confirm_sign_up", json!({ "email": "vic@example.com", "code": code })).await;
     assert_eq!(expect_json(ok, StatusCode::OK).await["userConfirmed"], true);
-    let user =
-        app.service.pool.find_by_email(&domain::Email::parse("vic@example.com").unwrap()).await.unwrap().unwrap();
+    let user = app.parts.pool.find_by_email(&domain::Email::parse("vic@example.com").unwrap()).await.unwrap().unwrap();
     assert_eq!(user.status, domain::UserStatus::Confirmed);
     // Cognito marks the email verified on ConfirmSignUp; the emulator does not.
     if app.backend == TestBackend::Embedded {
@@ -62,5 +61,5 @@ async fn invited_users_are_confirmed_at_once_in_open_mode_and_uninvited_refused_
     let closed = spawn_app().await;
     let no_code = closed.post("/sign_up", json!({ "email": "yan@example.com", "password": PASSWORD })).await;
     expect_error(no_code, StatusCode::BAD_REQUEST, "missing_params").await;
-    assert!(closed.service.pool.list_users().await.unwrap().is_empty());
+    assert!(closed.parts.pool.list_users().await.unwrap().is_empty());
 }

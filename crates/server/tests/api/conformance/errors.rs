@@ -3,6 +3,8 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
+use server::service::{Actor, InvitationRef};
+
 use crate::helpers::*;
 
 #[tokio::test]
@@ -105,7 +107,7 @@ async fn redeemed_expired_and_revoked_invitations_say_so_to_the_code_holder() {
 
     let invitation = app.operator_invite("gone@example.com").await;
     let code = app.access_code("gone@example.com").await;
-    app.service.revoke(&domain::Inviter::Operator, &invitation.id).await.unwrap();
+    app.service.revoke(&Actor::Operator, &InvitationRef::Id(invitation.id.clone())).await.unwrap();
     expect_error(app.sign_up("gone@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invitation_revoked")
         .await;
 }
@@ -125,7 +127,8 @@ async fn existing_account_is_user_exists_and_the_invitation_survives() {
     let again = app.post("/sign_up", json!({ "email": "erin@example.com", "password": PASSWORD })).await;
     expect_error(again, StatusCode::CONFLICT, "user_exists").await;
     // The failed sign-up gave the invitation back.
-    let invitation = app.service.latest_for_email(&domain::Email::parse("erin@example.com").unwrap()).await.unwrap();
+    let invitation =
+        app.parts.store.latest_for_email(&domain::Email::parse("erin@example.com").unwrap()).await.unwrap().unwrap();
     assert_eq!(invitation.status, domain::StoredStatus::Pending);
 }
 

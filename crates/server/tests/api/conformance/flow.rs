@@ -24,7 +24,7 @@ async fn operator_invites_user_who_signs_up_signs_in_and_invites_a_friend() {
     let alice_sub = body["userSub"].as_str().unwrap().to_owned();
     assert!(uuid::Uuid::parse_str(&alice_sub).is_ok());
     let alice =
-        app.service.pool.find_by_email(&domain::Email::parse("alice@example.com").unwrap()).await.unwrap().unwrap();
+        app.parts.pool.find_by_email(&domain::Email::parse("alice@example.com").unwrap()).await.unwrap().unwrap();
     assert_eq!(alice.status, domain::UserStatus::Confirmed);
     assert!(alice.email_verified);
 

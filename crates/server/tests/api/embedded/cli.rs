@@ -15,7 +15,7 @@ async fn run(app: &TestApp, args: &[&str]) -> String {
         Command::Invite(command) => server::cli::run_invite(&cli.common, command, &mut out).await.unwrap(),
         Command::Users(_) => server::cli::run_users(&cli.common, &mut out).await.unwrap(),
         Command::Outbox { count } => server::cli::run_outbox(&cli.common, *count, &mut out).unwrap(),
-        Command::Serve(_) | Command::Aws(_) => unreachable!(),
+        Command::Serve(_) => unreachable!(),
     }
     String::from_utf8(out).unwrap()
 }
@@ -55,11 +55,58 @@ async fn operator_invites_lists_resends_and_revokes_from_the_cli() {
 fn production_defaults_use_owasp_hashing_and_documented_settings() {
     let cli = Cli::try_parse_from(["invitegate", "serve"]).unwrap();
     let Command::Serve(serve) = &cli.command else { panic!() };
-    let config = server::cli::app_config(&cli.common, Some(serve)).unwrap();
-    assert_eq!(config.hashing_cost, backend_embedded::HashingCost::OWASP);
+    let config = server::config::app_config(&cli.common, Some(serve)).unwrap();
+    let server::startup::Backend::Embedded(embedded) = &config.backend else { panic!("embedded by default") };
+    assert_eq!(embedded.hashing_cost, backend_embedded::HashingCost::OWASP);
+    assert_eq!(embedded.mail_from, server::config::DEFAULT_MAIL_FROM);
     assert_eq!(config.listen.to_string(), "127.0.0.1:8080");
     assert_eq!(config.service.default_invite_quota, 5);
     assert_eq!(config.service.invitation_ttl, time::Duration::days(7));
     assert_eq!(config.service.policy, domain::SignUpPolicy::InviteOnly);
     assert!(config.cors_origins.is_empty());
+}
+
+#[test]
+fn a_missing_aws_setting_is_named_at_start() {
+    let cli = Cli::try_parse_from([
+        "invitegate",
+        "--backend",
+        "aws",
+        "--cognito-user-pool-id",
+        "pool",
+        "--cognito-app-client-id",
+        "client",
+        "--cognito-app-client-secret",
+        "secret",
+        "--mail-from",
+        "a@example.com",
+        "--code-key",
+        "key",
+        "serve",
+    ])
+    .unwrap();
+    let Command::Serve(serve) = &cli.command else { panic!() };
+    let error = server::config::app_config(&cli.common, Some(serve)).unwrap_err().to_string();
+    assert!(error.contains("INVITEGATE_TABLE"), "{error}");
+}
+
+#[test]
+fn help_documents_every_setting_with_its_variable() {
+    use clap::CommandFactory;
+    let help = Cli::command().render_long_help().to_string();
+    for variable in [
+        "INVITEGATE_DATA_DIR",
+        "INVITEGATE_SMTP_URL",
+        "INVITEGATE_MAIL_FROM",
+        "INVITEGATE_POLICY",
+        "AWS_COGNITO_USER_POOL_ID",
+        "AWS_COGNITO_APP_CLIENT_ID",
+        "AWS_COGNITO_APP_CLIENT_SECRET",
+        "INVITEGATE_TABLE",
+        "INVITEGATE_CODE_KEY",
+        "INVITEGATE_COGNITO_ISSUER",
+        "INVITEGATE_COGNITO_JWKS_URL",
+    ] {
+        assert!(help.contains(variable), "--help does not mention {variable}:\n{help}");
+    }
 }

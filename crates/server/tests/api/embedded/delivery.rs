@@ -54,8 +54,11 @@ async fn smtp_server() -> (u16, Arc<Mutex<Vec<String>>>) {
 #[tokio::test]
 async fn invitations_go_out_by_smtp_when_configured() {
     let (port, received) = smtp_server().await;
-    let app =
-        spawn_app_with(|c| c.smtp_url = Some(domain::SecretString::new(format!("smtp://127.0.0.1:{port}")))).await;
+    let app = spawn_app_with(|c| {
+        let server::startup::Backend::Embedded(embedded) = &mut c.backend else { unreachable!() };
+        embedded.smtp_url = Some(domain::SecretString::new(format!("smtp://127.0.0.1:{port}")));
+    })
+    .await;
     app.operator_invite("smtp-user@example.com").await;
     let messages = received.lock().unwrap().clone();
     assert_eq!(messages.len(), 1);

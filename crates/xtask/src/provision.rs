@@ -6,6 +6,9 @@
 //! pool with the trigger attached, the invoke permission, the confidential
 //! client and the sender identity.
 
+use std::io::Write;
+use std::path::Path;
+
 use anyhow::Context;
 use aws_config::SdkConfig;
 use aws_sdk_cognitoidentityprovider::types::{
@@ -19,12 +22,10 @@ use aws_sdk_dynamodb::types::{
 };
 use aws_sdk_lambda::primitives::Blob;
 use aws_sdk_lambda::types::{Environment, FunctionCode, Runtime};
-use domain::{SecretString, SignUpPolicy};
+use backend_aws::{BY_EMAIL_INDEX, BY_INVITER_INDEX};
+use domain::{PasswordPolicy, SecretString, SignUpPolicy};
 
-use crate::{BY_EMAIL_INDEX, BY_INVITER_INDEX};
-
-/// The pool's password policy: Cognito's default, which the domain's policy mirrors.
-pub const PASSWORD_MIN_LENGTH: i32 = 8;
+/// How long an administrator-set temporary password lasts: Cognito's default.
 pub const TEMPORARY_PASSWORD_DAYS: i32 = 7;
 /// The DynamoDB attribute DynamoDB's TTL reads.
 pub const TTL_ATTRIBUTE: &str = "ttl";
@@ -176,6 +177,20 @@ pub struct PoolIds {
     pub client_secret: SecretString,
 }
 
+/// Cognito's password policy from the domain's: the service checks passwords
+/// against the domain's policy before Cognito does, so the two must agree.
+pub fn cognito_password_policy(policy: &PasswordPolicy) -> anyhow::Result<PasswordPolicyType> {
+    let minimum_length = i32::try_from(policy.min_length).context("password minimum length out of range")?;
+    Ok(PasswordPolicyType::builder()
+        .minimum_length(minimum_length)
+        .require_uppercase(policy.require_uppercase)
+        .require_lowercase(policy.require_lowercase)
+        .require_numbers(policy.require_digit)
+        .require_symbols(policy.require_symbol)
+        .temporary_password_validity_days(TEMPORARY_PASSWORD_DAYS)
+        .build())
+}
+
 /// The user pool as the write-up configured it, with the trigger attached, and its confidential client.
 pub async fn create_pool(
     sdk: &SdkConfig,
@@ -184,14 +199,7 @@ pub async fn create_pool(
     function_arn: &str,
 ) -> anyhow::Result<PoolIds> {
     let cognito = aws_sdk_cognitoidentityprovider::Client::new(sdk);
-    let password_policy = PasswordPolicyType::builder()
-        .minimum_length(PASSWORD_MIN_LENGTH)
-        .require_uppercase(true)
-        .require_lowercase(true)
-        .require_numbers(true)
-        .require_symbols(true)
-        .temporary_password_validity_days(TEMPORARY_PASSWORD_DAYS)
-        .build();
+    let password_policy = cognito_password_policy(&PasswordPolicy::default())?;
     let recovery = AccountRecoverySettingType::builder()
         .recovery_mechanisms(ctx(
             RecoveryOptionType::builder().name(RecoveryOptionNameType::VerifiedEmail).priority(1).build(),
@@ -255,5 +263,119 @@ pub async fn verify_sender(sdk: &SdkConfig, mail_from: &str) -> anyhow::Result<(
         Ok(_) => Ok(()),
         Err(e) if e.as_service_error().is_some_and(|s| s.is_already_exists_exception()) => Ok(()),
         Err(e) => Err(anyhow::Error::new(e).context("CreateEmailIdentity")),
+    }
+}
+
+/// Provisions everything under `name` and writes the service's environment as
+/// `export` lines, the client secret and a fresh code key included: this is for
+/// emulators and scratch accounts, so keep the output away from shared logs.
+pub async fn provision_and_export(
+    name: &str,
+    lambda_zip: &Path,
+    policy: SignUpPolicy,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let zip = std::fs::read(lambda_zip).with_context(|| format!("reading {}", lambda_zip.display()))?;
+    let sdk = backend_aws::sdk_config().await;
+    let mail_from =
+        std::env::var(backend_aws::ENV_MAIL_FROM).unwrap_or_else(|_| format!("no-reply@{name}.example.com"));
+    let provisioned =
+        provision(&sdk, ProvisionRequest { name, policy, mail_from: &mail_from, lambda_zip: zip }).await?;
+    writeln!(out, "export INVITEGATE_BACKEND=aws")?;
+    writeln!(out, "export {}={}", backend_aws::ENV_POOL, provisioned.user_pool_id)?;
+    writeln!(out, "export {}={}", backend_aws::ENV_CLIENT, provisioned.client_id)?;
+    writeln!(out, "export {}={}", backend_aws::ENV_SECRET, provisioned.client_secret.expose())?;
+    writeln!(out, "export {}={}", backend_aws::ENV_TABLE, provisioned.table)?;
+    writeln!(out, "export {}='{}'", backend_aws::ENV_MAIL_FROM, mail_from)?;
+    writeln!(out, "export {}={}", backend_aws::ENV_CODE_KEY, backend_aws::generate_code_key())?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEMPLATE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../deploy/template.yaml");
+
+    /// The settings of the template's `PasswordPolicy:` block: the lines indented
+    /// deeper than its key, as `Key: value` with any trailing comment dropped.
+    fn password_policy_block(template: &str) -> Vec<(String, String)> {
+        let mut lines = template.lines();
+        let Some(indent) = lines.by_ref().find_map(|line| {
+            line.trim_start().starts_with("PasswordPolicy:").then(|| line.len() - line.trim_start().len())
+        }) else {
+            return Vec::new();
+        };
+        lines
+            .take_while(|line| line.trim().is_empty() || line.len() - line.trim_start().len() > indent)
+            .filter_map(|line| {
+                let setting = line.split('#').next().unwrap_or_default();
+                let (key, value) = setting.split_once(':')?;
+                Some((key.trim().to_owned(), value.trim().to_owned()))
+            })
+            .collect()
+    }
+
+    fn template_password_policy(template: &str) -> PasswordPolicy {
+        let block = password_policy_block(template);
+        let setting = |key: &str| -> &str {
+            block
+                .iter()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_else(|| panic!("the template's PasswordPolicy has no {key}"))
+        };
+        let flag = |key: &str| match setting(key) {
+            "true" => true,
+            "false" => false,
+            other => panic!("the template's {key} is {other:?}, not true or false"),
+        };
+        PasswordPolicy {
+            min_length: setting("MinimumLength").parse().expect("MinimumLength is a number"),
+            require_uppercase: flag("RequireUppercase"),
+            require_lowercase: flag("RequireLowercase"),
+            require_digit: flag("RequireNumbers"),
+            require_symbol: flag("RequireSymbols"),
+        }
+    }
+
+    #[test]
+    fn template_password_policy_is_the_domains() {
+        let template = std::fs::read_to_string(TEMPLATE).expect("deploy/template.yaml is readable");
+        assert_eq!(template_password_policy(&template), PasswordPolicy::default());
+        let temporary_days = password_policy_block(&template)
+            .into_iter()
+            .find(|(k, _)| k == "TemporaryPasswordValidityDays")
+            .map(|(_, v)| v);
+        assert_eq!(temporary_days, Some(TEMPORARY_PASSWORD_DAYS.to_string()));
+    }
+
+    /// The check above can fail: a template that differs reads back as a different policy.
+    #[test]
+    fn a_different_template_policy_is_told_apart() {
+        let template = "\
+      Policies:
+        PasswordPolicy: # a comment
+          MinimumLength: 10
+          RequireUppercase: true
+          RequireLowercase: true
+          RequireNumbers: true
+          RequireSymbols: false
+          TemporaryPasswordValidityDays: 7
+      MfaConfiguration: \"OFF\"
+";
+        let policy = template_password_policy(template);
+        assert_eq!(policy.min_length, 10);
+        assert!(!policy.require_symbol);
+        assert_ne!(policy, PasswordPolicy::default());
+    }
+
+    #[test]
+    fn cognito_policy_follows_the_domains() {
+        let domain = PasswordPolicy { min_length: 12, require_symbol: false, ..PasswordPolicy::default() };
+        let cognito = cognito_password_policy(&domain).expect("12 fits an i32");
+        assert_eq!(cognito.minimum_length, Some(12));
+        assert!(!cognito.require_symbols);
+        assert!(cognito.require_numbers);
     }
 }

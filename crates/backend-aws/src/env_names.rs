@@ -1,0 +1,15 @@
+//! The environment variables the AWS side reads: the service (through its
+//! command line) and the PreSignUp Lambda name them from here, so the two
+//! cannot drift. This module needs no SDK, so the Lambda builds without the
+//! `service` feature.
+
+pub const ENV_POOL: &str = "AWS_COGNITO_USER_POOL_ID";
+pub const ENV_CLIENT: &str = "AWS_COGNITO_APP_CLIENT_ID";
+pub const ENV_SECRET: &str = "AWS_COGNITO_APP_CLIENT_SECRET";
+pub const ENV_TABLE: &str = "INVITEGATE_TABLE";
+pub const ENV_MAIL_FROM: &str = "INVITEGATE_MAIL_FROM";
+pub const ENV_CODE_KEY: &str = "INVITEGATE_CODE_KEY";
+pub const ENV_ISSUER: &str = "INVITEGATE_COGNITO_ISSUER";
+pub const ENV_JWKS_URL: &str = "INVITEGATE_COGNITO_JWKS_URL";
+/// The sign-up policy; the service and the trigger must agree on it.
+pub const ENV_POLICY: &str = "INVITEGATE_POLICY";
