@@ -73,6 +73,15 @@ impl Db {
             "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON; PRAGMA busy_timeout = 5000;",
         )?;
         migrate(&mut conn)?;
+        // SQLite creates files with the process umask (often 0644); it holds password hashes.
+        for suffix in ["", "-wal", "-shm"] {
+            let file = data_dir.join(format!("{DB_FILE}{suffix}"));
+            if file.exists() {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&file, std::fs::Permissions::from_mode(0o600))
+                    .with_context(|| format!("making {} private", file.display()))?;
+            }
+        }
         Ok(Self { conn: Arc::new(Mutex::new(conn)) })
     }
 

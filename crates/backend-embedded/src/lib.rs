@@ -40,11 +40,15 @@ pub struct EmbeddedConfig {
 /// password hashes, and the outbox holds live codes.
 pub fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
+    use std::os::unix::fs::PermissionsExt;
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
         .create(dir)
-        .with_context(|| format!("creating the directory {}", dir.display()))
+        .with_context(|| format!("creating the directory {}", dir.display()))?;
+    // `create` leaves a folder that already existed as it was (often 0755).
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("making {} private", dir.display()))
 }
 
 /// Whether the data dir holds no users and no invitations yet (used to greet a

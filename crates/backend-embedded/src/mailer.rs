@@ -9,7 +9,6 @@ use lettre::message::header::{ContentTransferEncoding, ContentType};
 use lettre::message::{Body, Mailbox, Message, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use time::OffsetDateTime;
-use tokio::io::AsyncWriteExt;
 
 pub const OUTBOX_DIR: &str = "outbox";
 
@@ -67,21 +66,40 @@ impl Mailer for OutboxMailer {
         let now = OffsetDateTime::now_utc();
         let name = format!("{}-{}.eml", now.unix_timestamp_nanos(), uuid::Uuid::new_v4().simple());
         let path = self.dir.join(&name);
-        let partial = self.dir.join(format!(".{name}.partial"));
-        // Owner-only (it holds a live code); written then renamed, so a reader never sees half a message.
-        let written = async {
-            let mut file =
-                tokio::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial).await?;
-            file.write_all(&bytes).await?;
-            file.sync_all().await?;
-            tokio::fs::rename(&partial, &path).await
-        };
-        written
-            .await
-            .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context(format!("writing {}", path.display()))))?;
+        let written = tokio::task::spawn_blocking({
+            let (dir, path) = (self.dir.clone(), path.clone());
+            move || write_durably(&dir, &path, &bytes)
+        })
+        .await
+        .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("outbox task")))?;
+        written.map_err(|e| Error::Unexpected(anyhow::Error::new(e).context(format!("writing {}", path.display()))))?;
         tracing::info!(path = %path.display(), subject = %message.subject, "email written to the outbox");
         Ok(())
     }
+}
+
+/// Writes `bytes` to a temporary file, flushes and fsyncs it, renames it into
+/// place and fsyncs the folder: a reader never sees half a message, a message
+/// acknowledged survives a crash, and a write that fails (a full disk) fails
+/// the send instead of leaving an empty file behind. Owner-only: it holds a live code.
+fn write_durably(dir: &Path, path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("message.eml");
+    let partial = dir.join(format!(".{name}.partial"));
+    let result = (|| {
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(&partial)?;
+        file.write_all(bytes)?;
+        file.flush()?;
+        file.sync_all()?;
+        std::fs::rename(&partial, path)?;
+        std::fs::File::open(dir)?.sync_all()
+    })();
+    if result.is_err() {
+        // Nothing half-written stays behind (the rename may not have happened).
+        let _ = std::fs::remove_file(&partial);
+    }
+    result
 }
 
 /// Sends through an SMTP server given as a URL (`smtp://`, `smtps://`, with credentials if needed).

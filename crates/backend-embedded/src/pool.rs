@@ -11,7 +11,7 @@ use domain::{
     AccessClaims, CodeHash, CodeHasher, Email, Error, Mailer, Reservation, SecretString, SignUpOutcome, SignUpPolicy,
     SignUpRequest, Tokens, UserPool, UserRecord, UserStatus, UserSub, messages,
 };
-use rand::RngCore;
+use rand::Rng;
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};

@@ -9,7 +9,7 @@ use std::path::Path;
 use anyhow::{Context, bail};
 use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der};
 use aws_lc_rs::rsa::{KeyPair, KeySize};
-use rand::RngCore;
+use rand::Rng;
 
 pub const CODE_KEY_FILE: &str = "code-hmac.key";
 pub const SIGNING_KEY_FILE: &str = "jwt-signing-key.pk8";

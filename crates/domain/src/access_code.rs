@@ -7,8 +7,8 @@
 
 use std::fmt;
 
-use hmac::{Hmac, Mac};
-use rand::{CryptoRng, Rng};
+use hmac::{Hmac, KeyInit, Mac};
+use rand::{CryptoRng, RngExt};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
@@ -29,7 +29,7 @@ pub struct AccessCode(String);
 pub struct MalformedAccessCode;
 
 impl AccessCode {
-    pub fn generate<R: Rng + CryptoRng + ?Sized>(rng: &mut R) -> Self {
+    pub fn generate<R: CryptoRng + ?Sized>(rng: &mut R) -> Self {
         let code = (0..CODE_SYMBOLS).map(|_| ALPHABET[rng.random_range(0..ALPHABET.len())] as char).collect();
         Self(code)
     }
@@ -102,7 +102,7 @@ impl CodeHasher {
 
     fn mac(&self, parts: &[&[u8]]) -> CodeHash {
         // HMAC accepts keys of any length, so this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&self.key)
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)
             .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
         for part in parts {
             mac.update(part);
@@ -139,7 +139,7 @@ impl fmt::Debug for CodeHash {
 }
 
 /// A six-digit code emailed to confirm an address in open sign-up mode.
-pub fn generate_confirmation_code<R: Rng + CryptoRng + ?Sized>(rng: &mut R) -> String {
+pub fn generate_confirmation_code<R: CryptoRng + ?Sized>(rng: &mut R) -> String {
     format!("{:06}", rng.random_range(0..1_000_000u32))
 }
 

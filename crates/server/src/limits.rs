@@ -27,7 +27,16 @@ impl Default for AttemptLimits {
 
 /// What an attempt is counted against, besides the client's address.
 pub enum Subject {
+    /// A password or confirmation code for this account: counted per email,
+    /// wherever it comes from (these secrets are short).
     Email(domain::Email),
+    /// An access code for this email, counted per email *and client network*:
+    /// codes carry 80 bits, so the per-client limit alone keeps guessing
+    /// hopeless (see the README), and wrong codes from others never lock the
+    /// invitee out.
+    SignUp(domain::Email),
+    /// Resending a confirmation code to this email.
+    Resend(domain::Email),
     Inviter(UserSub),
 }
 
@@ -58,9 +67,11 @@ fn client_key(client: IpAddr) -> String {
     }
 }
 
-fn subject_key(subject: &Subject) -> String {
+fn subject_key(subject: &Subject, client: &str) -> String {
     match subject {
         Subject::Email(email) => format!("email:{email}"),
+        Subject::SignUp(email) => format!("sign-up:{email}:{client}"),
+        Subject::Resend(email) => format!("resend:{email}"),
         Subject::Inviter(sub) => format!("inviter:{sub}"),
     }
 }
@@ -82,7 +93,8 @@ impl FailureGuard {
 
     /// Counts an attempt, or refuses it with `TooManyAttempts` if either key is used up.
     pub fn begin(&self, subject: Subject, client: IpAddr, now: OffsetDateTime) -> Result<Attempt, Error> {
-        let attempt = Attempt { subject: subject_key(&subject), client: client_key(client), at: now };
+        let client = client_key(client);
+        let attempt = Attempt { subject: subject_key(&subject, &client), client, at: now };
         let mut by_subject = self.by_subject.lock().map_err(|_| Error::unexpected("limiter mutex poisoned"))?;
         let mut by_client = self.by_client.lock().map_err(|_| Error::unexpected("limiter mutex poisoned"))?;
         let waits = [by_subject.check(&attempt.subject, now).err(), by_client.check(&attempt.client, now).err()];

@@ -19,6 +19,17 @@ use time::{Duration, OffsetDateTime};
 use crate::clock::Clock;
 use crate::limits::{AttemptLimits, FailureGuard, Subject};
 
+/// Runs `work` in a task of its own and waits for it: if the caller is
+/// dropped (a client hung up, a timeout fired), the work still runs to its
+/// end, so a use case is never cut between two of its steps.
+async fn to_completion<T, F>(work: F) -> Result<T, Error>
+where
+    T: Send + 'static,
+    F: Future<Output = Result<T, Error>> + Send + 'static,
+{
+    tokio::spawn(work).await.unwrap_or_else(|e| Err(Error::Unexpected(anyhow::Error::new(e).context("use-case task"))))
+}
+
 /// How far the pool's clock (Cognito's) and ours may disagree when comparing creation times.
 const CLOCK_SKEW: Duration = Duration::seconds(5);
 
@@ -117,9 +128,7 @@ impl Invitegate {
     {
         let attempt = self.guard.begin(subject, client, self.clock.now())?;
         let guard = Arc::clone(&self.guard);
-        tokio::spawn(async move { guard.finish(attempt, work.await) })
-            .await
-            .unwrap_or_else(|e| Err(Error::Unexpected(anyhow::Error::new(e).context("attempt task"))))
+        to_completion(async move { guard.finish(attempt, work.await) }).await
     }
 
     // ----- Sign-up, confirmation, sessions -----
@@ -137,7 +146,7 @@ impl Invitegate {
         let code = code.map(|c| AccessCode::parse(&c).map_err(|_| Error::InvalidAccessCode)).transpose();
         let service = self.clone();
         let email = form.email;
-        self.attempt(Subject::Email(email.clone()), client, async move {
+        self.attempt(Subject::SignUp(email.clone()), client, async move {
             match code? {
                 Some(code) => service.invited_sign_up(email, password, code).await,
                 None => service.open_sign_up(email, password).await,
@@ -287,8 +296,12 @@ impl Invitegate {
     }
 
     /// Answers the same whether or not the address has an unconfirmed account.
-    pub async fn resend_confirmation(&self, email: Email) -> Result<(), Error> {
-        self.pool.resend_confirmation(&email, self.clock.now()).await
+    /// Every resend counts against the limits (it sends mail, and a new code
+    /// means new guesses), success or not.
+    pub async fn resend_confirmation(&self, email: Email, client: IpAddr) -> Result<(), Error> {
+        let now = self.clock.now();
+        self.guard.begin(Subject::Resend(email.clone()), client, now)?;
+        self.pool.resend_confirmation(&email, now).await
     }
 
     /// `email` is taken as typed: an address that cannot exist gets the same
@@ -309,9 +322,14 @@ impl Invitegate {
         self.pool.sign_out(refresh_token, self.clock.now()).await
     }
 
-    /// The bearer of a valid access token.
+    /// The bearer of a valid access token who still has an account: a
+    /// validly signed token outlives its user until it expires.
     pub async fn authenticate(&self, access_token: &SecretString) -> Result<AccessClaims, Error> {
-        self.pool.verify_access_token(access_token, self.clock.now()).await
+        let claims = self.pool.verify_access_token(access_token, self.clock.now()).await?;
+        if self.pool.find_by_sub(&claims.sub).await?.is_none() {
+            return Err(Error::InvalidToken);
+        }
+        Ok(claims)
     }
 
     /// The public keys that verify the pool's tokens, as a JWKS document (if the pool publishes one).
@@ -334,7 +352,11 @@ impl Invitegate {
         invitee_quota: Option<u32>,
     ) -> Result<InvitationSummary, Error> {
         match actor {
-            Actor::Operator => self.send_invitation(Inviter::Operator, email, invitee_quota).await,
+            Actor::Operator => {
+                let service = self.clone();
+                to_completion(async move { service.send_invitation(Inviter::Operator, email, invitee_quota).await })
+                    .await
+            }
             Actor::User { .. } if invitee_quota.is_some() => {
                 Err(Error::InvalidRequest("Only operators set an invitee's quota".into()))
             }
@@ -409,22 +431,30 @@ impl Invitegate {
         Ok(self.summary(&revoked))
     }
 
-    /// Rotates the code (the old one stops working), restarts the expiry and emails it.
+    /// Rotates the code (the old one stops working), restarts the expiry and
+    /// emails it. If the email cannot be sent, the old code and expiry come
+    /// back: a failed resend changes nothing.
     pub async fn resend(&self, actor: &Actor, target: &InvitationRef) -> Result<InvitationSummary, Error> {
         let invitation = self.owned(actor, target).await?;
+        let service = self.clone();
+        to_completion(async move { service.rotate_and_send(invitation).await }).await
+    }
+
+    async fn rotate_and_send(&self, invitation: Invitation) -> Result<InvitationSummary, Error> {
         let now = self.clock.now();
         let code = AccessCode::generate(&mut rand::rng());
-        let rotated = self
-            .store
-            .rotate_code(
-                &invitation.id,
-                self.codes.hash_access_code(&code),
-                whole_seconds(now + self.settings.invitation_ttl),
-                now,
-            )
-            .await?;
+        let new_hash = self.codes.hash_access_code(&code);
+        let new_expiry = whole_seconds(now + self.settings.invitation_ttl);
+        let rotated = self.store.rotate_code(&invitation.id, new_hash, new_expiry, now).await?;
         let message = messages::invitation(&self.public_url, &rotated.email, &code, rotated.expires_at);
-        self.mailer.send(&message).await?;
+        if let Err(e) = self.mailer.send(&message).await {
+            let restored =
+                self.store.rotate_code(&invitation.id, invitation.code_hash, invitation.expires_at, now).await;
+            if let Err(restore_error) = restored {
+                tracing::error!(error = ?restore_error, "could not restore the code of an invitation whose resend failed");
+            }
+            return Err(e);
+        }
         tracing::info!(invitation = %rotated.id, "invitation re-sent with a new code");
         Ok(self.summary(&rotated))
     }

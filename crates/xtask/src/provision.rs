@@ -14,7 +14,7 @@ use aws_config::SdkConfig;
 use aws_sdk_cognitoidentityprovider::types::{
     AccountRecoverySettingType, AdminCreateUserConfigType, ExplicitAuthFlowsType, LambdaConfigType, PasswordPolicyType,
     PreventUserExistenceErrorTypes, RecoveryOptionNameType, RecoveryOptionType, UserPoolMfaType, UserPoolPolicyType,
-    UserPoolTierType, UsernameAttributeType, VerifiedAttributeType,
+    UserPoolTierType, UsernameAttributeType, UsernameConfigurationType, VerifiedAttributeType,
 };
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -212,6 +212,11 @@ pub async fn create_pool(
         // Lite has everything invitegate uses; new pools otherwise default to Essentials (about 3x the price).
         .user_pool_tier(UserPoolTierType::Lite)
         .username_attributes(UsernameAttributeType::Email)
+        // Emails are compared without case everywhere else; so must usernames be.
+        .username_configuration(ctx(
+            UsernameConfigurationType::builder().case_sensitive(false).build(),
+            "username configuration",
+        )?)
         .auto_verified_attributes(VerifiedAttributeType::Email)
         .policies(UserPoolPolicyType::builder().password_policy(password_policy).build())
         .mfa_configuration(UserPoolMfaType::Off)

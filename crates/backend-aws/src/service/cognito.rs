@@ -147,11 +147,8 @@ impl CognitoUserPool {
     /// and the invitation would be given back for a user who got in.
     async fn send_sign_up(&self, request: &SignUpRequest) -> Result<SignUpOutput, SdkError<SignUpError>> {
         let email = request.email.as_str();
-        let attribute = AttributeType::builder()
-            .name("email")
-            .value(email)
-            .build()
-            .map_err(|e| SdkError::construction_failure(e))?;
+        let attribute =
+            AttributeType::builder().name("email").value(email).build().map_err(SdkError::construction_failure)?;
         // The PreSignUp trigger decides confirmation by looking the email's
         // reservation up in DynamoDB; nothing about the invitation travels here.
         self.client

@@ -27,6 +27,8 @@ pub struct CognitoTokenVerifier {
     client_id: String,
     http: reqwest::Client,
     cache: Mutex<Cache>,
+    /// Held for the whole of a JWKS fetch, so at most one runs at a time.
+    fetching: Mutex<()>,
     min_refetch_interval: Duration,
 }
 
@@ -39,6 +41,7 @@ impl CognitoTokenVerifier {
             client_id,
             http,
             cache: Mutex::new(Cache { keys: HashMap::new(), document: None, fetched_at: None }),
+            fetching: Mutex::new(()),
             min_refetch_interval: MIN_REFETCH_INTERVAL,
         })
     }
@@ -49,8 +52,13 @@ impl CognitoTokenVerifier {
         self
     }
 
-    async fn refresh(&self, cache: &mut Cache) -> Result<(), Error> {
-        if cache.fetched_at.is_some_and(|at| at.elapsed() < self.min_refetch_interval) {
+    /// Fetches the keys again, unless a fetch succeeded within the quiet
+    /// interval. The cache is not locked across the HTTP call: tokens whose
+    /// keys are cached never wait behind a slow fetch; only one fetch runs at
+    /// a time, and callers needing it wait for that one.
+    async fn refresh(&self) -> Result<(), Error> {
+        let _one_fetch = self.fetching.lock().await;
+        if self.cache.lock().await.fetched_at.is_some_and(|at| at.elapsed() < self.min_refetch_interval) {
             return Ok(());
         }
         // Without keys no token can be checked: the client should retry, not sign in again.
@@ -61,11 +69,13 @@ impl CognitoTokenVerifier {
         let response = self.http.get(&self.jwks_url).send().await.map_err(unavailable)?;
         let body = response.error_for_status().map_err(unavailable)?.text().await.map_err(unavailable)?;
         let set: JwkSet = serde_json::from_str(&body).map_err(|e| unexpected(e, "parsing the JWKS"))?;
-        cache.keys = set
+        let keys = set
             .keys
             .iter()
             .filter_map(|jwk| Some((jwk.common.key_id.clone()?, DecodingKey::from_jwk(jwk).ok()?)))
             .collect();
+        let mut cache = self.cache.lock().await;
+        cache.keys = keys;
         cache.document = Some(body);
         // Only a successful fetch starts the quiet interval: after a failure the next token retries.
         cache.fetched_at = Some(Instant::now());
@@ -73,11 +83,14 @@ impl CognitoTokenVerifier {
     }
 
     pub async fn jwks_document(&self) -> Result<Option<String>, Error> {
-        let mut cache = self.cache.lock().await;
-        if cache.document.is_none() {
-            self.refresh(&mut cache).await?;
+        if self.cache.lock().await.document.is_none() {
+            self.refresh().await?;
         }
-        Ok(cache.document.clone())
+        Ok(self.cache.lock().await.document.clone())
+    }
+
+    fn cached_key(cache: &Cache, kid: &str) -> Option<DecodingKey> {
+        cache.keys.get(kid).cloned()
     }
 
     /// Checks signature and issuer here, then the claims as the domain says. Expiry is
@@ -88,12 +101,13 @@ impl CognitoTokenVerifier {
         let now = OffsetDateTime::now_utc();
         let header = jsonwebtoken::decode_header(token.expose()).map_err(|_| Error::InvalidToken)?;
         let kid = header.kid.ok_or(Error::InvalidToken)?;
-        let key = {
-            let mut cache = self.cache.lock().await;
-            if !cache.keys.contains_key(&kid) {
-                self.refresh(&mut cache).await?;
+        let cached = Self::cached_key(&*self.cache.lock().await, &kid);
+        let key = match cached {
+            Some(key) => key,
+            None => {
+                self.refresh().await?;
+                Self::cached_key(&*self.cache.lock().await, &kid).ok_or(Error::InvalidToken)?
             }
-            cache.keys.get(&kid).cloned().ok_or(Error::InvalidToken)?
         };
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.issuer]);

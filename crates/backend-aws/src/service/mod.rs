@@ -40,7 +40,7 @@ pub struct AwsConfig {
 /// A new random code key, base64, for `INVITEGATE_CODE_KEY`.
 pub fn generate_code_key() -> String {
     let mut bytes = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rng(), &mut bytes);
+    rand::Rng::fill_bytes(&mut rand::rng(), &mut bytes);
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 

@@ -2,12 +2,12 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
 /// `Base64(HMAC-SHA256(key = client secret, message = username + client id))`.
 pub fn secret_hash(username: &str, client_id: &str, client_secret: &str) -> String {
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(client_secret.as_bytes())
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(client_secret.as_bytes())
         .unwrap_or_else(|_| unreachable!("HMAC takes any key length"));
     mac.update(username.as_bytes());
     mac.update(client_id.as_bytes());

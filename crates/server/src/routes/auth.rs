@@ -40,10 +40,11 @@ pub async fn confirm_sign_up(
 
 pub async fn resend_confirmation(
     State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
     ApiJson(body): ApiJson<EmailRequest>,
 ) -> Result<Json<SentResponse>, ApiError> {
     let email = Email::parse(&required(body.email)?)?;
-    state.service.resend_confirmation(email).await?;
+    state.service.resend_confirmation(email, client.ip()).await?;
     Ok(Json(SentResponse { sent: true }))
 }
 

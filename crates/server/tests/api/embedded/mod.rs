@@ -3,4 +3,5 @@
 mod binary;
 mod cli;
 mod delivery;
+mod faults;
 mod local;
