@@ -1,9 +1,9 @@
 #!/bin/sh
-# emu.sh — start/stop the ministack AWS emulator for tests.
+# emulator.sh — start/stop the ministack AWS emulator for tests.
 #
-#   emu.sh start [STATE_DIR]   install venv if missing, start, wait for health
-#   emu.sh stop  [STATE_DIR]   kill the emulator's process group, wait
-#   emu.sh status [STATE_DIR]
+#   emulator.sh start [STATE_DIR]   install venv if missing, start, wait for health
+#   emulator.sh stop  [STATE_DIR]   kill the emulator's process group, wait
+#   emulator.sh status [STATE_DIR]
 #
 # Env:
 #   EMU_VENV      venv dir (default: $STATE_DIR/venv)
@@ -26,7 +26,7 @@ PIDFILE=$STATE/ministack.pgid
 LOG=$STATE/ministack.log
 HEALTH=http://127.0.0.1:$PORT/_ministack/health
 
-die() { echo "emu.sh: $*" >&2; exit 1; }
+die() { echo "emulator.sh: $*" >&2; exit 1; }
 
 # No "--" and no "-s SIG": dash's kill rejects both before a negative pid.
 group_alive() { kill -0 "-$1" 2>/dev/null; }
@@ -35,7 +35,7 @@ healthy() { curl -sf -m 2 -o /dev/null "$HEALTH"; }
 
 install_venv() {
     [ -x "$VENV/bin/ministack" ] && return 0
-    echo "emu.sh: installing $REQUIREMENTS into $VENV" >&2
+    echo "emulator.sh: installing $REQUIREMENTS into $VENV" >&2
     "$PY" -m venv "$VENV" || die "venv creation failed"
     "$VENV/bin/pip" install -q --disable-pip-version-check -r "$REQUIREMENTS" \
         || die "pip install failed"
@@ -92,23 +92,23 @@ start() {
     n=$((TIMEOUT * 10)); i=0
     until healthy; do
         if ! group_alive "$pgid"; then
-            echo "emu.sh: ministack exited during startup; log tail:" >&2
+            echo "emulator.sh: ministack exited during startup; log tail:" >&2
             tail -n 30 "$LOG" >&2
             rm -f "$PIDFILE"; exit 1
         fi
         i=$((i + 1))
         if [ $i -ge $n ]; then
-            echo "emu.sh: ministack not healthy after ${TIMEOUT}s; log tail:" >&2
+            echo "emulator.sh: ministack not healthy after ${TIMEOUT}s; log tail:" >&2
             tail -n 30 "$LOG" >&2
             stop; exit 1
         fi
         sleep 0.1
     done
-    echo "emu.sh: ministack up on http://127.0.0.1:$PORT (pgid $pgid, log $LOG)"
+    echo "emulator.sh: ministack up on http://127.0.0.1:$PORT (pgid $pgid, log $LOG)"
 }
 
 stop() {
-    [ -f "$PIDFILE" ] || { echo "emu.sh: not running (no $PIDFILE)"; return 0; }
+    [ -f "$PIDFILE" ] || { echo "emulator.sh: not running (no $PIDFILE)"; return 0; }
     pgid=$(cat "$PIDFILE")
     [ -n "$pgid" ] || { rm -f "$PIDFILE"; return 0; }
     kill -TERM "-$pgid" 2>/dev/null || true
@@ -116,7 +116,7 @@ stop() {
     while group_alive "$pgid"; do        # up to 10 s for a clean exit
         i=$((i + 1))
         if [ $i -ge 100 ]; then
-            echo "emu.sh: group $pgid ignored SIGTERM; sending SIGKILL" >&2
+            echo "emulator.sh: group $pgid ignored SIGTERM; sending SIGKILL" >&2
             kill -KILL "-$pgid" 2>/dev/null || true
             j=0
             while group_alive "$pgid"; do
@@ -128,7 +128,7 @@ stop() {
         sleep 0.1
     done
     rm -f "$PIDFILE"
-    echo "emu.sh: stopped (pgid $pgid)"
+    echo "emulator.sh: stopped (pgid $pgid)"
 }
 
 case $cmd in

@@ -4,7 +4,7 @@
 //!            reserve (right email + code, not expired)
 //!   Pending ─────────────────────────────────────────▶ Reserved ──complete(sub)──▶ Redeemed
 //!     ▲  │ ◀──────────── release (sign-up failed) ─────────┘  │
-//!     │  │ ◀──── reconcile (lease over, no confirmed user) ───┘  (lease over, user confirmed → Redeemed)
+//!     │  │ ◀──── settle_lapsed (lease over, no confirmed user) ───┘  (lease over, user confirmed → Redeemed)
 //!     │  └──revoke──▶ Revoked
 //!     └──resend: new code, new expiry (Pending only)
 //! ```

@@ -1,4 +1,4 @@
-//! The service side: Cognito, SES, token verification, provisioning.
+//! The service side: Cognito, SES and token verification (provisioning is the `xtask` crate's).
 
 mod cognito;
 mod jwks;
@@ -28,8 +28,8 @@ pub struct AwsConfig {
     pub table: String,
     pub mail_from: String,
     /// 32 bytes, base64: the key access codes are hashed under. Every instance
-    /// of the service must share it, so it comes from the environment (a
-    /// secret store), not from a file on one machine.
+    /// of the service must share it, so it comes from the configuration
+    /// (a secret store, through the environment), not from a file on one machine.
     pub code_key: SecretString,
     /// Defaults to `https://cognito-idp.<region>.amazonaws.com/<pool>`.
     pub issuer: Option<String>,

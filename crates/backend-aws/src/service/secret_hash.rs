@@ -20,7 +20,7 @@ mod tests {
 
     #[test]
     fn matches_the_independently_computed_vector() {
-        // shared/reference/rust-deps.md: computed separately in Rust and Python.
+        // From the team's reference notes (rust-deps.md, kept beside this repository): computed separately in Rust and Python.
         assert_eq!(
             secret_hash("user@example.com", "1example23456789", "abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmno"),
             "VH7cXdbPim0iPgxC2xs4n0d39EhNI7JFMqFreVRJqOY="

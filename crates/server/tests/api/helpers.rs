@@ -13,6 +13,7 @@ use server::limits::AttemptLimits;
 use server::service::ServiceSettings;
 use server::service::{Actor, InvitationSummary, Invitegate};
 use server::startup::{AppConfig, Application, Backend, EmbeddedSettings};
+use server::wire;
 use tempfile::TempDir;
 use time::OffsetDateTime;
 
@@ -183,15 +184,21 @@ impl TestApp {
     }
 
     pub async fn sign_up(&self, email: &str, password: &str, code: &str) -> Response {
-        self.post("/sign_up", json!({ "email": email, "password": password, "accessCode": code })).await
+        let body = wire::SignUpRequest {
+            email: Some(email.to_owned()),
+            password: Some(password.to_owned()),
+            access_code: Some(code.to_owned()),
+        };
+        self.client.post(format!("{}/sign_up", self.base)).json(&body).send().await.unwrap()
     }
 
     /// Operator invites `email`, who signs up with the emailed code. Returns the sub.
     pub async fn invited_user(&self, email: &str) -> String {
         self.operator_invite(email).await;
         let response = self.sign_up(email, PASSWORD, &self.access_code(email).await).await;
-        let body = expect_json(response, StatusCode::OK).await;
-        body["userSub"].as_str().unwrap().to_owned()
+        let body: wire::SignUpResponse = expect_body(response, StatusCode::OK).await;
+        assert!(body.user_confirmed, "an invited user is confirmed at once");
+        body.user_sub
     }
 
     pub async fn sign_in(&self, email: &str, password: &str) -> Value {
@@ -202,8 +209,9 @@ impl TestApp {
     /// An invited, signed-in user's access token.
     pub async fn signed_in_user(&self, email: &str) -> (String, String) {
         let sub = self.invited_user(email).await;
-        let tokens = self.sign_in(email, PASSWORD).await;
-        (sub, tokens["accessToken"].as_str().unwrap().to_owned())
+        let response = self.post("/sign_in", json!({ "email": email, "password": PASSWORD })).await;
+        let tokens: wire::TokensResponse = expect_body(response, StatusCode::OK).await;
+        (sub, tokens.access_token)
     }
 }
 
@@ -214,11 +222,21 @@ pub async fn expect_json(response: Response, status: StatusCode) -> Value {
     serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON: {text}"))
 }
 
-/// Asserts an API error: status, machine code, and the `{error, code}` shape.
+/// A successful answer, read as its wire type.
+pub async fn expect_body<T: serde::de::DeserializeOwned>(response: Response, status: StatusCode) -> T {
+    let body = expect_json(response, status).await;
+    serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("not the documented shape ({e}): {body}"))
+}
+
+/// Asserts an API error: status, machine code, and the `{error, code}` shape
+/// (`wire::ErrorBody`), with the status the code is documented to carry.
 pub async fn expect_error(response: Response, status: StatusCode, code: &str) -> Value {
     let body = expect_json(response, status).await;
-    assert_eq!(body["code"], code, "body: {body}");
-    assert!(body["error"].as_str().is_some_and(|m| !m.is_empty()), "body: {body}");
+    let parsed: wire::ErrorBody =
+        serde_json::from_value(body.clone()).unwrap_or_else(|e| panic!("not an error body ({e}): {body}"));
+    assert_eq!(parsed.code.as_str(), code, "body: {body}");
+    assert_eq!(parsed.code.status().as_u16(), status.as_u16(), "{code} carries another status in wire.rs");
+    assert!(!parsed.error.is_empty(), "body: {body}");
     body
 }
 

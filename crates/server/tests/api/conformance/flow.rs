@@ -44,6 +44,9 @@ async fn operator_invites_user_who_signs_up_signs_in_and_invites_a_friend() {
     let created = expect_json(created, StatusCode::CREATED).await;
     assert_eq!(created["email"], "bob@example.com");
     assert_eq!(created["status"], "pending");
+    let typed: server::wire::InvitationResponse = serde_json::from_value(created.clone()).unwrap();
+    assert_eq!(typed.status, domain::InvitationStatus::Pending);
+    assert!(typed.expires_at > typed.created_at);
     assert!(created["expiresAt"].as_str().is_some());
     let bob_code = app.access_code("bob@example.com").await;
     assert!(!created.to_string().contains(&bob_code));
@@ -57,6 +60,7 @@ async fn operator_invites_user_who_signs_up_signs_in_and_invites_a_friend() {
     assert_eq!(bob_me["invitedBy"], alice_sub.as_str());
 
     let listed = expect_json(app.get_auth("/invitations", access).await, StatusCode::OK).await;
+    let _: server::wire::InvitationListResponse = serde_json::from_value(listed.clone()).unwrap();
     let listed = listed["invitations"].as_array().unwrap().clone();
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0]["status"], "redeemed");
