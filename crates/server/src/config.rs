@@ -15,6 +15,7 @@ use clap::{Args, Parser, Subcommand};
 use domain::{InvitationStatus, PasswordPolicy, SecretString, SignUpPolicy};
 
 use crate::limits::AttemptLimits;
+use crate::serve::ConnectionLimits;
 use crate::service::ServiceSettings;
 use crate::startup::{AppConfig, Backend, EmbeddedSettings};
 
@@ -168,6 +169,30 @@ pub struct ServeArgs {
     /// Largest accepted request body.
     #[arg(long, env = "INVITEGATE_MAX_BODY_BYTES", default_value_t = DEFAULT_MAX_BODY_BYTES)]
     pub max_body_bytes: usize,
+    /// A client must send a request's headers within this many seconds; idle kept-alive
+    /// connections close after it too.
+    #[arg(long, env = "INVITEGATE_HEADER_READ_TIMEOUT_SECS", default_value_t = 10)]
+    pub header_read_timeout_secs: u64,
+    /// Open connections at most; more are closed at once (default: the file-descriptor
+    /// limit less 64).
+    #[arg(long, env = "INVITEGATE_MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+    /// Open connections from one client network (IPv4 address, IPv6 /64) at most
+    /// (default: an eighth of --max-connections).
+    #[arg(long, env = "INVITEGATE_MAX_CONNECTIONS_PER_CLIENT")]
+    pub max_connections_per_client: Option<usize>,
+}
+
+impl ServeArgs {
+    fn connection_limits(&self) -> ConnectionLimits {
+        let auto = ConnectionLimits::for_this_process();
+        let max_connections = self.max_connections.unwrap_or(auto.max_connections).max(1);
+        ConnectionLimits {
+            header_read_timeout: Duration::from_secs(self.header_read_timeout_secs.max(1)),
+            max_connections,
+            max_per_client: self.max_connections_per_client.unwrap_or((max_connections / 8).max(4)).max(1),
+        }
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -231,5 +256,6 @@ pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Res
         cors_origins: serve.map(|s| s.cors_origins.clone()).unwrap_or_default(),
         request_timeout: Duration::from_secs(serve.map_or(DEFAULT_REQUEST_TIMEOUT_SECS, |s| s.request_timeout_secs)),
         max_body_bytes: serve.map_or(DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes),
+        connection_limits: serve.map_or_else(ConnectionLimits::for_this_process, ServeArgs::connection_limits),
     })
 }

@@ -7,6 +7,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod routes;
+pub mod serve;
 pub mod service;
 pub mod startup;
 pub mod telemetry;

@@ -54,7 +54,7 @@ pub fn is_guess_failure(error: &Error) -> bool {
 }
 
 /// IPv6 clients are counted by /64, the block one subscriber usually holds.
-fn client_key(client: IpAddr) -> String {
+pub(crate) fn client_key(client: IpAddr) -> String {
     match client {
         IpAddr::V4(v4) => v4.to_string(),
         IpAddr::V6(v6) => match v6.to_ipv4_mapped() {

@@ -22,6 +22,7 @@ use crate::clock::Clock;
 use crate::error::error_response;
 use crate::limits::AttemptLimits;
 use crate::routes::{auth, invitations, meta};
+use crate::serve::ConnectionLimits;
 use crate::service::{Invitegate, ServiceSettings};
 use crate::wire::ErrorCode;
 
@@ -55,6 +56,7 @@ pub struct AppConfig {
     pub cors_origins: Vec<String>,
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
+    pub connection_limits: ConnectionLimits,
 }
 
 #[derive(Clone)]
@@ -161,6 +163,7 @@ pub struct Application {
     service: Invitegate,
     adapters: Adapters,
     address: SocketAddr,
+    connection_limits: ConnectionLimits,
 }
 
 impl Application {
@@ -177,7 +180,7 @@ impl Application {
         let service =
             Invitegate::new(adapters.clone(), clock, config.service.clone(), public_url, config.attempt_limits);
         let router = router(AppState { service: service.clone() }, &config)?;
-        Ok(Self { listener, router, service, adapters, address })
+        Ok(Self { listener, router, service, adapters, address, connection_limits: config.connection_limits })
     }
 
     /// The service's own parts, for tests that must set up or inspect state
@@ -196,10 +199,7 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        axum::serve(self.listener, self.router.into_make_service_with_connect_info::<SocketAddr>())
-            .with_graceful_shutdown(shutdown)
-            .await
-            .context("serving HTTP")
+        crate::serve::serve(self.listener, self.router, self.connection_limits, shutdown).await.context("serving HTTP")
     }
 }
 

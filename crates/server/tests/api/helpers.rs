@@ -72,6 +72,7 @@ pub fn test_config(data_dir: &Path) -> AppConfig {
         cors_origins: vec![],
         request_timeout: Duration::from_secs(30),
         max_body_bytes: 16 * 1024,
+        connection_limits: server::serve::ConnectionLimits::for_this_process(),
     }
 }
 

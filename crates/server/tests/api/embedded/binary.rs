@@ -47,3 +47,103 @@ async fn serve_greets_a_new_operator_and_stops_gracefully_on_sigterm() {
     };
     assert!(status.success(), "{status:?}");
 }
+
+/// A server process that is killed when the test ends, failed or not.
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the binary with `ulimit -n` lowered to `descriptors`; returns it and its address.
+fn serve_with_descriptor_limit(data_dir: &std::path::Path, descriptors: u32, extra: &str) -> (Server, String) {
+    let script = format!("ulimit -n {descriptors} && exec \"$0\" serve --listen 127.0.0.1:0 {extra}");
+    let mut child = Command::new("sh")
+        .args(["-c", &script, env!("CARGO_BIN_EXE_invitegate")])
+        .env("INVITEGATE_DATA_DIR", data_dir)
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let child = Server(child);
+    let mut line = String::new();
+    let address = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "invitegate exited early");
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (child, address)
+}
+
+/// A connection from 127.0.0.2 that sends half a request's headers and stops.
+async fn slow_header_connection(address: &str) -> Option<tokio::net::TcpStream> {
+    use tokio::io::AsyncWriteExt;
+    let socket = tokio::net::TcpSocket::new_v4().ok()?;
+    socket.bind("127.0.0.2:0".parse().unwrap()).ok()?;
+    let mut stream = socket.connect(address.parse().unwrap()).await.ok()?;
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: flood\r\n").await.ok()?;
+    Some(stream)
+}
+
+/// Whether the server has closed this connection (EOF or reset) within `within`.
+async fn closed_by_server(stream: &mut tokio::net::TcpStream, within: Duration) -> bool {
+    use tokio::io::AsyncReadExt;
+    let mut buf = [0u8; 256];
+    loop {
+        match tokio::time::timeout(within, stream.read(&mut buf)).await {
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => continue, // an error response before closing is fine
+            Err(_) => return false,
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_slow_header_flood_beyond_the_descriptor_limit_leaves_others_served() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let (_server, address) = serve_with_descriptor_limit(data_dir.path(), 256, "--header-read-timeout-secs 3");
+    // More half-open connections from one host than the process has descriptors.
+    let mut flood = Vec::new();
+    for _ in 0..300 {
+        if let Some(stream) = slow_header_connection(&address).await {
+            flood.push(stream);
+        }
+    }
+    assert!(flood.len() >= 250, "the flood connected {} times", flood.len());
+    // Another client is still served at once.
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(2)).build().unwrap();
+    let health = client.get(format!("http://{address}/healthz")).send().await.unwrap();
+    assert_eq!(health.status(), 200);
+    // Those beyond the per-client bound were closed at once; the rest close at the header timeout.
+    let mut closed_early = 0;
+    for stream in flood.iter_mut().rev().take(50) {
+        closed_early += usize::from(closed_by_server(stream, Duration::from_millis(200)).await);
+    }
+    assert!(closed_early > 0, "connections beyond the bound are shed at once");
+    let mut first = flood.remove(0);
+    assert!(closed_by_server(&mut first, Duration::from_secs(6)).await, "slow headers time out");
+}
+
+#[tokio::test]
+async fn idle_kept_alive_connections_are_closed() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let data_dir = tempfile::tempdir().unwrap();
+    let (_server, address) = serve_with_descriptor_limit(data_dir.path(), 1024, "--header-read-timeout-secs 2");
+    let mut stream = tokio::net::TcpStream::connect(&address).await.unwrap();
+    stream.write_all(b"GET /healthz HTTP/1.1\r\nHost: idle\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 1024];
+    let n = stream.read(&mut buf).await.unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&buf[..n]));
+    // Kept alive, then idle: closed within the header-read timeout (plus slack).
+    assert!(closed_by_server(&mut stream, Duration::from_secs(5)).await, "an idle connection stays open");
+}
