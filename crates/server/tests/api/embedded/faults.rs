@@ -85,3 +85,82 @@ async fn a_full_outbox_disk_fails_the_invitation_and_refunds_it() {
         .collect();
     assert!(leftovers.is_empty(), "nothing half-written stays: {leftovers:?}");
 }
+
+/// Clients that hang up before the answer (a closed tab, a proxy timeout) must
+/// not leave their attempts counted: ten abandoned *correct* sign-ins used to
+/// put the email at 429.
+#[tokio::test]
+async fn abandoned_correct_sign_ins_are_not_counted_as_failures() {
+    let app = spawn_app_with(|c| {
+        let server::startup::Backend::Embedded(embedded) = &mut c.backend else { unreachable!() };
+        // Real hashing cost, so the answer takes longer than the impatient client waits.
+        embedded.hashing_cost = backend_embedded::HashingCost::OWASP;
+    })
+    .await;
+    app.invited_user("quitter@example.com").await;
+    let impatient = reqwest::Client::builder().timeout(Duration::from_millis(2)).build().unwrap();
+    for _ in 0..12 {
+        let sent = impatient
+            .post(format!("{}/sign_in", app.base))
+            .json(&json!({ "email": "quitter@example.com", "password": PASSWORD }))
+            .send()
+            .await;
+        assert!(sent.is_err(), "the client gave up before the answer: {:?}", sent.map(|r| r.status()));
+        // Attempts in flight count (a parallel burst is limited): let this one run to its end.
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    app.sign_in("quitter@example.com", PASSWORD).await;
+}
+
+/// A validly signed access token outlives its user; the service checks the user is still there.
+#[tokio::test]
+async fn a_token_whose_user_is_gone_is_refused() {
+    let app = spawn_app().await;
+    let (sub, token) = app.signed_in_user("gone@example.com").await;
+    expect_json(app.get_auth("/invitations", &token).await, StatusCode::OK).await;
+    let conn = rusqlite::Connection::open(app.data_dir.path().join("invitegate.sqlite3")).unwrap();
+    conn.execute("DELETE FROM refresh_tokens WHERE sub = ?1", [&sub]).unwrap();
+    conn.execute("DELETE FROM users WHERE sub = ?1", [&sub]).unwrap();
+    expect_error(app.get_auth("/invitations", &token).await, StatusCode::UNAUTHORIZED, "not_authorized").await;
+    let invite = app.post_auth("/invitations", &token, json!({ "email": "ghost-friend@example.com" })).await;
+    expect_error(invite, StatusCode::UNAUTHORIZED, "not_authorized").await;
+}
+
+/// A data dir the operator made beforehand (0755) and the database are made private.
+#[tokio::test]
+async fn an_existing_data_dir_and_the_database_are_made_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("data");
+    std::fs::create_dir(&dir).unwrap();
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let app = spawn_app_with(|c| {
+        let server::startup::Backend::Embedded(embedded) = &mut c.backend else { unreachable!() };
+        embedded.data_dir = dir.clone();
+    })
+    .await;
+    app.operator_invite("private@example.com").await;
+    assert_eq!(std::fs::metadata(&dir).unwrap().permissions().mode() & 0o777, 0o700);
+    for file in ["invitegate.sqlite3", "invitegate.sqlite3-wal"] {
+        let mode = std::fs::metadata(dir.join(file)).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "{file} is {mode:o}");
+    }
+}
+
+/// A resend whose email cannot go out changes nothing: the old code still works.
+#[tokio::test]
+async fn a_failed_resend_keeps_the_old_code() {
+    let app = spawn_app().await;
+    app.operator_invite("resend-fail@example.com").await;
+    let old_code = app.access_code("resend-fail@example.com").await;
+    let outbox = app.data_dir.path().join("outbox");
+    std::fs::remove_dir_all(&outbox).unwrap();
+    std::fs::write(&outbox, "not a directory").unwrap();
+    let target = server::service::InvitationRef::LatestFor(domain::Email::parse("resend-fail@example.com").unwrap());
+    let resent = app.service.resend(&server::service::Actor::Operator, &target).await;
+    assert!(resent.is_err(), "the email could not be written");
+    std::fs::remove_file(&outbox).unwrap();
+    std::fs::create_dir(&outbox).unwrap();
+    let body = expect_json(app.sign_up("resend-fail@example.com", PASSWORD, &old_code).await, StatusCode::OK).await;
+    assert_eq!(body["userConfirmed"], true);
+}
