@@ -14,6 +14,7 @@ use backend_aws::{
 use clap::{Args, Parser, Subcommand};
 use domain::{InvitationStatus, PasswordPolicy, SecretString, SignUpPolicy};
 
+use crate::client_address::TrustedProxies;
 use crate::limits::AttemptLimits;
 use crate::serve::ConnectionLimits;
 use crate::service::ServiceSettings;
@@ -181,6 +182,10 @@ pub struct ServeArgs {
     /// (default: an eighth of --max-connections).
     #[arg(long, env = "INVITEGATE_MAX_CONNECTIONS_PER_CLIENT")]
     pub max_connections_per_client: Option<usize>,
+    /// Reverse proxies (CIDRs, comma-separated) whose `X-Forwarded-For` or `Forwarded`
+    /// header names the client for attempt limits; other peers' headers are ignored.
+    #[arg(long, env = "INVITEGATE_TRUSTED_PROXIES", value_delimiter = ',')]
+    pub trusted_proxies: Vec<ipnet::IpNet>,
 }
 
 impl ServeArgs {
@@ -257,5 +262,6 @@ pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Res
         request_timeout: Duration::from_secs(serve.map_or(DEFAULT_REQUEST_TIMEOUT_SECS, |s| s.request_timeout_secs)),
         max_body_bytes: serve.map_or(DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes),
         connection_limits: serve.map_or_else(ConnectionLimits::for_this_process, ServeArgs::connection_limits),
+        trusted_proxies: TrustedProxies::new(serve.map(|s| s.trusted_proxies.clone()).unwrap_or_default()),
     })
 }

@@ -1,6 +1,7 @@
 //! invitegate's service: HTTP API, configuration, CLI. `main.rs` only calls [`cli::run`].
 
 pub mod cli;
+pub mod client_address;
 pub mod clock;
 pub mod config;
 pub mod error;

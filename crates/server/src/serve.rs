@@ -21,6 +21,7 @@ use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 use tower::Service;
 
+use crate::client_address::TrustedProxies;
 use crate::limits::client_key;
 
 /// How long in-flight requests get to finish after a shutdown signal.
@@ -83,6 +84,18 @@ impl OpenConnections {
     }
 }
 
+impl OpenConnections {
+    /// A connection counted only against the overall bound.
+    fn admit_shared(self: &Arc<Self>) -> Option<Slot> {
+        let mut counts = self.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if counts.0 >= self.limits.max_connections {
+            return None;
+        }
+        counts.0 += 1;
+        Some(Slot { open: Arc::clone(self), client: String::new() })
+    }
+}
+
 impl Drop for Slot {
     fn drop(&mut self) {
         let mut counts = self.open.counts.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -102,8 +115,10 @@ pub async fn serve(
     listener: TcpListener,
     router: Router,
     limits: ConnectionLimits,
+    proxies: TrustedProxies,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let proxies = Arc::new(proxies);
     let open = Arc::new(OpenConnections { limits, counts: Mutex::new((0, HashMap::new())) });
     let graceful = GracefulShutdown::new();
     let mut shed_logged = false;
@@ -121,7 +136,9 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let Some(slot) = open.admit(peer.ip()) else {
+        // A trusted proxy carries many clients: only the overall bound applies to it.
+        let admitted = if proxies.trusts(peer.ip()) { open.admit_shared() } else { open.admit(peer.ip()) };
+        let Some(slot) = admitted else {
             if !shed_logged {
                 tracing::warn!(client = %peer.ip(), "connection limit reached: closing new connections at once");
                 shed_logged = true;
@@ -130,9 +147,10 @@ pub async fn serve(
             continue;
         };
         shed_logged = false;
-        let router = router.clone();
+        let (router, proxies) = (router.clone(), Arc::clone(&proxies));
         let service = hyper::service::service_fn(move |mut request: hyper::Request<Incoming>| {
-            request.extensions_mut().insert(ConnectInfo(peer));
+            let client = proxies.client(peer, request.headers());
+            request.extensions_mut().insert(ConnectInfo(client));
             router.clone().call(request)
         });
         let connection = http1::Builder::new()

@@ -18,6 +18,7 @@ use tower_http::cors::CorsLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 
+use crate::client_address::TrustedProxies;
 use crate::clock::Clock;
 use crate::error::error_response;
 use crate::limits::AttemptLimits;
@@ -57,6 +58,8 @@ pub struct AppConfig {
     pub request_timeout: Duration,
     pub max_body_bytes: usize,
     pub connection_limits: ConnectionLimits,
+    /// Proxies whose `X-Forwarded-For` / `Forwarded` name the client.
+    pub trusted_proxies: TrustedProxies,
 }
 
 #[derive(Clone)]
@@ -164,6 +167,7 @@ pub struct Application {
     adapters: Adapters,
     address: SocketAddr,
     connection_limits: ConnectionLimits,
+    trusted_proxies: TrustedProxies,
 }
 
 impl Application {
@@ -180,7 +184,15 @@ impl Application {
         let service =
             Invitegate::new(adapters.clone(), clock, config.service.clone(), public_url, config.attempt_limits);
         let router = router(AppState { service: service.clone() }, &config)?;
-        Ok(Self { listener, router, service, adapters, address, connection_limits: config.connection_limits })
+        Ok(Self {
+            listener,
+            router,
+            service,
+            adapters,
+            address,
+            connection_limits: config.connection_limits,
+            trusted_proxies: config.trusted_proxies,
+        })
     }
 
     /// The service's own parts, for tests that must set up or inspect state
@@ -199,7 +211,9 @@ impl Application {
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
-        crate::serve::serve(self.listener, self.router, self.connection_limits, shutdown).await.context("serving HTTP")
+        crate::serve::serve(self.listener, self.router, self.connection_limits, self.trusted_proxies, shutdown)
+            .await
+            .context("serving HTTP")
     }
 }
 

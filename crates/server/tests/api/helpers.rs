@@ -73,6 +73,7 @@ pub fn test_config(data_dir: &Path) -> AppConfig {
         request_timeout: Duration::from_secs(30),
         max_body_bytes: 16 * 1024,
         connection_limits: server::serve::ConnectionLimits::for_this_process(),
+        trusted_proxies: server::client_address::TrustedProxies::default(),
     }
 }
 

@@ -6,5 +6,6 @@ mod confirmation;
 mod errors;
 mod flow;
 mod invitations;
+mod proxies;
 mod secrets;
 mod session;
