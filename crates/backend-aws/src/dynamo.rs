@@ -30,7 +30,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use domain::invitation::Reservable;
 use domain::{
     CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, QuotaCharge,
-    Reservation, ReserveOutcome, StoredStatus, UserSub,
+    Reservation, ReservationNonce, ReserveOutcome, StoredStatus, UserSub,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -288,7 +288,7 @@ impl DynamoInvitationStore {
         if self.lock_owner(&invitation.email).await?.as_deref() == Some(invitation.id.as_str()) {
             items.push(self.update(
                 lock_key(&invitation.email),
-                "SET st = :pending REMOVE reserved_until",
+                "SET st = :pending REMOVE reserved_until, nonce_digest",
                 Some("invitation_id = :id"),
                 values([(":pending", s("pending")), (":id", s(invitation.id.as_str()))]),
             )?);
@@ -356,13 +356,16 @@ fn reservation_fence(invitation: &Invitation) -> (&'static str, Item) {
     }
 }
 
-/// What the PreSignUp trigger asks: does a sign-up hold this email's invitation right now?
+/// What the PreSignUp trigger asks: does *this* sign-up, which carries
+/// `presented` (its reservation nonce, if any), hold this email's invitation right now?
 pub async fn invitation_reserved_for(
     client: &Client,
     table: &str,
     email: &Email,
+    presented: Option<&str>,
     now: OffsetDateTime,
 ) -> Result<bool, Error> {
+    let Some(presented) = presented.filter(|p| !p.is_empty()) else { return Ok(false) };
     let output = client
         .get_item()
         .table_name(table)
@@ -373,7 +376,10 @@ pub async fn invitation_reserved_for(
         .map_err(|e| unexpected(e, "DynamoDB GetItem (email lock)"))?;
     let Some(lock) = output.item else { return Ok(false) };
     let until = get_time(&lock, "reserved_until")?;
-    Ok(get_s(&lock, "st") == Some("reserved") && until.is_some_and(|until| domain::invitation::lease_live(until, now)))
+    let digest = lock.get("nonce_digest").and_then(|v| v.as_b().ok());
+    Ok(get_s(&lock, "st") == Some("reserved")
+        && until.is_some_and(|until| domain::invitation::lease_live(until, now))
+        && digest.is_some_and(|digest| domain::nonce::nonce_matches(digest.as_ref(), presented)))
 }
 
 #[async_trait]
@@ -541,7 +547,13 @@ impl InvitationStore for DynamoInvitationStore {
         Ok(Invitation { code_hash, expires_at, ..invitation })
     }
 
-    async fn reserve(&self, email: &Email, code_hash: &CodeHash, now: OffsetDateTime) -> Result<ReserveOutcome, Error> {
+    async fn reserve(
+        &self,
+        email: &Email,
+        code_hash: &CodeHash,
+        nonce: ReservationNonce,
+        now: OffsetDateTime,
+    ) -> Result<ReserveOutcome, Error> {
         // The live invitation is found through the lock, read consistently: the
         // email index lags, and a code sent a moment ago must work. The index
         // only adds the dead ones, so their holders learn why they fail.
@@ -565,7 +577,8 @@ impl InvitationStore for DynamoInvitationStore {
         if invitation.check_reservable(now)? == Reservable::Lapsed {
             return Ok(ReserveOutcome::Lapsed(invitation));
         }
-        let reservation = invitation.reservation(now);
+        let nonce_digest = AttributeValue::B(Blob::new(nonce.digest().to_vec()));
+        let reservation = invitation.reservation(now, nonce);
         let until = reservation.until;
         let items = vec![
             self.update(
@@ -580,11 +593,17 @@ impl InvitationStore for DynamoInvitationStore {
                     (":expires", ts(invitation.expires_at)),
                 ]),
             )?,
+            // The trigger reads the lock: the nonce's digest binds it to this sign-up.
             self.update(
                 lock_key(email),
-                "SET st = :reserved, reserved_until = :until",
+                "SET st = :reserved, reserved_until = :until, nonce_digest = :nonce",
                 Some("invitation_id = :id"),
-                values([(":reserved", s("reserved")), (":until", ts(until)), (":id", s(invitation.id.as_str()))]),
+                values([
+                    (":reserved", s("reserved")),
+                    (":until", ts(until)),
+                    (":id", s(invitation.id.as_str())),
+                    (":nonce", nonce_digest),
+                ]),
             )?,
         ];
         self.transact(items).await.map_err(|e| match cancellation_codes(&e) {

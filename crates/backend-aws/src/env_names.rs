@@ -13,3 +13,7 @@ pub const ENV_ISSUER: &str = "INVITEGATE_COGNITO_ISSUER";
 pub const ENV_JWKS_URL: &str = "INVITEGATE_COGNITO_JWKS_URL";
 /// The sign-up policy; the service and the trigger must agree on it.
 pub const ENV_POLICY: &str = "INVITEGATE_POLICY";
+
+/// The custom user attribute that carries a sign-up's reservation nonce to the
+/// PreSignUp trigger. The app client may write it but not read it back.
+pub const RESERVATION_ATTRIBUTE: &str = "custom:reservation";

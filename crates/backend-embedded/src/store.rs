@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use domain::invitation::Reservable;
 use domain::{
     CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, QuotaCharge,
-    Reservation, ReserveOutcome, StoredStatus, UserSub,
+    Reservation, ReservationNonce, ReserveOutcome, StoredStatus, UserSub,
 };
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use time::OffsetDateTime;
@@ -272,7 +272,13 @@ impl InvitationStore for SqliteInvitationStore {
             .await
     }
 
-    async fn reserve(&self, email: &Email, code_hash: &CodeHash, now: OffsetDateTime) -> Result<ReserveOutcome, Error> {
+    async fn reserve(
+        &self,
+        email: &Email,
+        code_hash: &CodeHash,
+        nonce: ReservationNonce,
+        now: OffsetDateTime,
+    ) -> Result<ReserveOutcome, Error> {
         let email = email.clone();
         let code_hash = code_hash.clone();
         self.db
@@ -289,7 +295,8 @@ impl InvitationStore for SqliteInvitationStore {
                     return Ok(ReserveOutcome::Lapsed(invitation));
                 }
                 // The domain decided on the row as read in this (write-locked) transaction.
-                let reservation = invitation.reservation(now);
+                // The local pool is handed the reservation itself, so its nonce need not be stored here.
+                let reservation = invitation.reservation(now, nonce);
                 tx.execute(
                     "UPDATE invitations SET status = 'reserved', reserved_until = ?2 WHERE id = ?1 AND status = 'pending'",
                     params![invitation.id.as_str(), ts(reservation.until)],

@@ -17,7 +17,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 use time::{Duration, OffsetDateTime};
 
-use crate::{CodeHash, Email, Error, UserSub};
+use crate::{CodeHash, Email, Error, ReservationNonce, UserSub};
 
 /// How long a sign-up may hold an invitation before another attempt may use it.
 pub const RESERVATION_LEASE: Duration = Duration::seconds(60);
@@ -197,8 +197,9 @@ impl Invitation {
     }
 
     /// The reservation a sign-up holds once storage has reserved this invitation at `now`.
-    pub fn reservation(&self, now: OffsetDateTime) -> Reservation {
+    pub fn reservation(&self, now: OffsetDateTime, nonce: ReservationNonce) -> Reservation {
         Reservation {
+            nonce,
             invitation_id: self.id.clone(),
             email: self.email.clone(),
             invitee_quota: self.invitee_quota,
@@ -266,6 +267,8 @@ pub enum Reservable {
 /// What a sign-up holds between reserving an invitation and creating the user.
 #[derive(Debug, Clone)]
 pub struct Reservation {
+    /// Travels with this sign-up only (see `nonce`).
+    pub nonce: ReservationNonce,
     pub invitation_id: InvitationId,
     pub email: Email,
     pub invitee_quota: Option<u32>,
@@ -351,7 +354,7 @@ mod tests {
     fn a_reservation_holds_until_its_lease_ends_and_only_for_its_holder() {
         let now = datetime!(2026-01-02 0:00 UTC);
         let mut inv = invitation(StoredStatus::Pending);
-        let reservation = inv.reservation(now);
+        let reservation = inv.reservation(now, ReservationNonce::generate(&mut rand::rng()));
         inv.status = StoredStatus::Reserved;
         inv.reserved_until = Some(reservation.until);
         assert!(inv.is_held_by(&reservation, now));

@@ -4,8 +4,8 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::{
-    AccessClaims, CodeHash, Email, Error, Invitation, InvitationId, Inviter, NewInvitation, Reservation, SecretString,
-    SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserSub,
+    AccessClaims, CodeHash, Email, Error, Invitation, InvitationId, Inviter, NewInvitation, Reservation,
+    ReservationNonce, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserSub,
 };
 
 /// Who pays for a new invitation.
@@ -49,7 +49,13 @@ pub trait InvitationStore: Send + Sync {
     /// Finds the email's invitation whose code hash matches and moves it
     /// pending → reserved. Wrong email or code: `InvalidAccessCode`; right
     /// ones but unusable: the matching invitation error.
-    async fn reserve(&self, email: &Email, code_hash: &CodeHash, now: OffsetDateTime) -> Result<ReserveOutcome, Error>;
+    async fn reserve(
+        &self,
+        email: &Email,
+        code_hash: &CodeHash,
+        nonce: ReservationNonce,
+        now: OffsetDateTime,
+    ) -> Result<ReserveOutcome, Error>;
     /// Reserved → pending, after a sign-up that definitely created no user.
     async fn release(&self, reservation: &Reservation) -> Result<(), Error>;
     /// Reserved → redeemed by `sub`. Idempotent for the same sub.

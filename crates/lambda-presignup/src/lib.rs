@@ -30,22 +30,24 @@ fn trigger(source: Option<&CognitoEventUserPoolsPreSignupTriggerSource>) -> Trig
 }
 
 /// Decides one event. `reserved` answers whether the email's invitation is
-/// reserved by an in-flight sign-up (a DynamoDB read in production).
+/// reserved by *this* sign-up, given the reservation nonce the SignUp carried
+/// (a DynamoDB read in production).
 pub async fn handle<F, Fut>(
     mut event: CognitoEventUserPoolsPreSignup,
     policy: SignUpPolicy,
     reserved: F,
 ) -> Result<CognitoEventUserPoolsPreSignup, Rejected>
 where
-    F: FnOnce(Email) -> Fut,
+    F: FnOnce(Email, Option<String>) -> Fut,
     Fut: Future<Output = Result<bool, Error>>,
 {
     let trigger = trigger(event.cognito_event_user_pools_header.trigger_source.as_ref());
     let attributes = &event.request.user_attributes;
     let email = attributes.get("email").and_then(|raw| Email::parse(raw).ok());
     let has_phone = attributes.get("phone_number").is_some_and(|p| !p.is_empty());
+    let nonce = attributes.get(backend_aws::RESERVATION_ATTRIBUTE).cloned();
     let invitation_reserved = match (&email, trigger) {
-        (Some(email), Trigger::SignUp) => reserved(email.clone()).await.map_err(|e| {
+        (Some(email), Trigger::SignUp) => reserved(email.clone(), nonce).await.map_err(|e| {
             // Logged with its chain; Cognito only learns that the trigger failed.
             tracing::error!(error = ?e, "could not look the invitation up");
             Rejected(domain::presignup::TRIGGER_UNAVAILABLE)
@@ -91,7 +93,7 @@ mod tests {
         policy: SignUpPolicy,
         reserved: bool,
     ) -> Result<CognitoEventUserPoolsPreSignup, String> {
-        handle(event(fixture), policy, |_| async move { Ok(reserved) }).await.map_err(|e| e.to_string())
+        handle(event(fixture), policy, |_, _| async move { Ok(reserved) }).await.map_err(|e| e.to_string())
     }
 
     #[tokio::test]
@@ -115,13 +117,27 @@ mod tests {
     #[tokio::test]
     async fn the_email_looked_up_is_the_one_signing_up() {
         let looked_up = std::sync::Mutex::new(None);
-        handle(event("aws-docs-signup.json"), SignUpPolicy::Open, |email| {
+        handle(event("aws-docs-signup.json"), SignUpPolicy::Open, |email, _| {
             *looked_up.lock().unwrap() = Some(email);
             async { Ok(false) }
         })
         .await
         .unwrap();
         assert_eq!(looked_up.into_inner().unwrap().unwrap().as_str(), "testuser@example.com");
+    }
+
+    #[tokio::test]
+    async fn the_nonce_the_sign_up_carried_is_the_one_checked() {
+        let mut carrying = event("aws-docs-signup.json");
+        carrying.request.user_attributes.insert(backend_aws::RESERVATION_ATTRIBUTE.into(), "N0NCE".into());
+        let seen = std::sync::Mutex::new(None);
+        handle(carrying, SignUpPolicy::InviteOnly, |_, nonce| {
+            *seen.lock().unwrap() = Some(nonce);
+            async { Ok(true) }
+        })
+        .await
+        .unwrap();
+        assert_eq!(seen.into_inner().unwrap(), Some(Some("N0NCE".to_owned())));
     }
 
     #[tokio::test]
@@ -135,7 +151,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_failed_lookup_rejects_without_detail() {
-        let result = handle(event("aws-docs-signup.json"), SignUpPolicy::Open, |_| async {
+        let result = handle(event("aws-docs-signup.json"), SignUpPolicy::Open, |_, _| async {
             Err(Error::unexpected("DynamoDB is down at arn:aws:dynamodb:secret-table"))
         })
         .await;

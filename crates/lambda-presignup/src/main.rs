@@ -26,8 +26,8 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         #[allow(clippy::disallowed_methods)]
         let now = time::OffsetDateTime::now_utc();
         async move {
-            lambda_presignup::handle(event.payload, policy, |email| async move {
-                backend_aws::invitation_reserved_for(&dynamo, &table, &email, now).await
+            lambda_presignup::handle(event.payload, policy, |email, nonce| async move {
+                backend_aws::invitation_reserved_for(&dynamo, &table, &email, nonce.as_deref(), now).await
             })
             .await
             // Cognito relays the message to the caller as UserLambdaValidationException.

@@ -11,7 +11,7 @@ use domain::invitation::whole_seconds;
 use domain::{
     AccessClaims, AccessCode, Adapters, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStatus,
     InvitationStore, Inviter, Mailer, NewInvitation, Password, PasswordPolicy, QuotaCharge, Reservation,
-    ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, StoredStatus, Tokens, UserPool,
+    ReservationNonce, ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, Tokens, UserPool,
     UserRecord, UserStatus, UserSub, messages,
 };
 use time::{Duration, OffsetDateTime};
@@ -155,18 +155,12 @@ impl Invitegate {
         .await
     }
 
+    /// Without a code the account is left unconfirmed, even while an invitee's
+    /// sign-up holds the email's invitation: only the sign-up carrying that
+    /// reservation's nonce is confirmed by it, and the invitee's later
+    /// sign-up replaces the unconfirmed account.
     async fn open_sign_up(&self, email: Email, password: Password) -> Result<SignUpOutcome, Error> {
-        let now = self.clock.now();
-        // While an invitee's sign-up holds the email's invitation, a code-less
-        // sign-up for that email must not slip in: on AWS the trigger can only
-        // see that *a* reservation exists, not whose it is.
-        if let Some(invitation) = self.store.latest_for_email(&email).await?
-            && invitation.status == StoredStatus::Reserved
-            && !invitation.reservation_lapsed(now)
-        {
-            return Err(Error::InvitationInUse);
-        }
-        self.pool.sign_up(SignUpRequest { email, password, reservation: None }, now).await
+        self.pool.sign_up(SignUpRequest { email, password, reservation: None }, self.clock.now()).await
     }
 
     /// The invited sign-up is a saga that never loses or double-spends the
@@ -190,13 +184,14 @@ impl Invitegate {
     /// Step 1: the invitation matching the email and code, reserved for this sign-up.
     async fn reserve(&self, email: &Email, code: &AccessCode, now: OffsetDateTime) -> Result<Reservation, Error> {
         let code_hash = self.codes.hash_access_code(code);
-        match self.store.reserve(email, &code_hash, now).await? {
+        let nonce = || ReservationNonce::generate(&mut rand::rng());
+        match self.store.reserve(email, &code_hash, nonce(), now).await? {
             ReserveOutcome::Reserved(reservation) => Ok(reservation),
             ReserveOutcome::Lapsed(invitation) => {
                 if self.settle_lapsed(&invitation).await? {
                     return Err(Error::InvitationRedeemed);
                 }
-                match self.store.reserve(email, &code_hash, now).await? {
+                match self.store.reserve(email, &code_hash, nonce(), now).await? {
                     ReserveOutcome::Reserved(reservation) => Ok(reservation),
                     ReserveOutcome::Lapsed(_) => Err(Error::InvitationInUse),
                 }

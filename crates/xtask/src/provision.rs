@@ -12,9 +12,10 @@ use std::path::Path;
 use anyhow::Context;
 use aws_config::SdkConfig;
 use aws_sdk_cognitoidentityprovider::types::{
-    AccountRecoverySettingType, AdminCreateUserConfigType, ExplicitAuthFlowsType, LambdaConfigType, PasswordPolicyType,
-    PreventUserExistenceErrorTypes, RecoveryOptionNameType, RecoveryOptionType, UserPoolMfaType, UserPoolPolicyType,
-    UserPoolTierType, UsernameAttributeType, UsernameConfigurationType, VerifiedAttributeType,
+    AccountRecoverySettingType, AdminCreateUserConfigType, AttributeDataType, ExplicitAuthFlowsType, LambdaConfigType,
+    PasswordPolicyType, PreventUserExistenceErrorTypes, RecoveryOptionNameType, RecoveryOptionType,
+    SchemaAttributeType, StringAttributeConstraintsType, UserPoolMfaType, UserPoolPolicyType, UserPoolTierType,
+    UsernameAttributeType, UsernameConfigurationType, VerifiedAttributeType,
 };
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
@@ -223,6 +224,7 @@ pub async fn create_pool(
         .account_recovery_setting(recovery)
         .admin_create_user_config(AdminCreateUserConfigType::builder().allow_admin_create_user_only(false).build())
         .lambda_config(LambdaConfigType::builder().pre_sign_up(function_arn).build())
+        .schema(reservation_attribute()?)
         .send()
         .await;
     let pool = ctx(pool, "CreateUserPool")?.user_pool.context("CreateUserPool gave no pool")?;
@@ -250,6 +252,9 @@ pub async fn create_pool(
         .explicit_auth_flows(ExplicitAuthFlowsType::AllowRefreshTokenAuth)
         .prevent_user_existence_errors(PreventUserExistenceErrorTypes::Enabled)
         .enable_token_revocation(true)
+        // The reservation nonce may be written at sign-up but never read back by the client.
+        .set_write_attributes(Some(vec!["email".into(), backend_aws::RESERVATION_ATTRIBUTE.into()]))
+        .set_read_attributes(Some(vec!["email".into(), "email_verified".into()]))
         .send()
         .await;
     let client = ctx(client, "CreateUserPoolClient")?.user_pool_client.context("no client")?;
@@ -258,6 +263,19 @@ pub async fn create_pool(
         client_id: client.client_id.context("client without id")?,
         client_secret: SecretString::new(client.client_secret.context("client without secret")?),
     })
+}
+
+/// `custom:reservation`: carries a sign-up's reservation nonce to the PreSignUp trigger.
+fn reservation_attribute() -> anyhow::Result<SchemaAttributeType> {
+    let name = backend_aws::RESERVATION_ATTRIBUTE.trim_start_matches("custom:");
+    Ok(SchemaAttributeType::builder()
+        .name(name)
+        .attribute_data_type(AttributeDataType::String)
+        .mutable(true)
+        .string_attribute_constraints(
+            StringAttributeConstraintsType::builder().min_length("1").max_length("64").build(),
+        )
+        .build())
 }
 
 /// SES only sends from verified identities; emulators verify at once.

@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::jwks::CognitoTokenVerifier;
 use super::secret_hash::secret_hash;
-use crate::unexpected;
+use crate::{RESERVATION_ATTRIBUTE, unexpected};
 
 /// SignUp throttled by Cognito is retried after 100 ms, 400 ms and 1.6 s.
 const SIGN_UP_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
@@ -147,17 +147,23 @@ impl CognitoUserPool {
     /// and the invitation would be given back for a user who got in.
     async fn send_sign_up(&self, request: &SignUpRequest) -> Result<SignUpOutput, SdkError<SignUpError>> {
         let email = request.email.as_str();
-        let attribute =
-            AttributeType::builder().name("email").value(email).build().map_err(SdkError::construction_failure)?;
-        // The PreSignUp trigger decides confirmation by looking the email's
-        // reservation up in DynamoDB; nothing about the invitation travels here.
+        let attribute = |name: &str, value: &str| {
+            AttributeType::builder().name(name).value(value).build().map_err(SdkError::construction_failure)
+        };
+        let mut attributes = vec![attribute("email", email)?];
+        // The PreSignUp trigger confirms only the SignUp that carries the nonce
+        // whose digest the email's lock in DynamoDB holds (a user attribute: the
+        // one way a value reaches the trigger on the emulator too).
+        if let Some(reservation) = &request.reservation {
+            attributes.push(attribute(RESERVATION_ATTRIBUTE, reservation.nonce.expose())?);
+        }
         self.client
             .sign_up()
             .client_id(&self.client_id)
             .secret_hash(self.hash(email))
             .username(email)
             .password(request.password.expose())
-            .user_attributes(attribute)
+            .set_user_attributes(Some(attributes))
             .customize()
             .config_override(
                 aws_sdk_cognitoidentityprovider::config::Builder::default()

@@ -91,26 +91,33 @@ impl AwsApp {
     }
 
     /// Cognito SignUp straight to the pool, bypassing invitegate. SECRET_HASH is
-    /// computed with `secret` (the right one: `Some(client secret)`), or left out.
+    /// computed with `secret` (the right one: `Some(client secret)`), or left out;
+    /// `nonce` is sent as the reservation attribute, as the service sends it.
     pub async fn direct_sign_up(
         &self,
         email: &str,
         secret: Option<&str>,
+        nonce: Option<&str>,
     ) -> Result<
         aws_sdk_cognitoidentityprovider::operation::sign_up::SignUpOutput,
         aws_sdk_cognitoidentityprovider::error::SdkError<
             aws_sdk_cognitoidentityprovider::operation::sign_up::SignUpError,
         >,
     > {
-        let attribute =
-            aws_sdk_cognitoidentityprovider::types::AttributeType::builder().name("email").value(email).build();
+        let attribute = |name: &str, value: &str| {
+            aws_sdk_cognitoidentityprovider::types::AttributeType::builder().name(name).value(value).build().unwrap()
+        };
+        let mut attributes = vec![attribute("email", email)];
+        if let Some(nonce) = nonce {
+            attributes.push(attribute(backend_aws::RESERVATION_ATTRIBUTE, nonce));
+        }
         self.cognito()
             .sign_up()
             .client_id(&self.config.client_id)
             .set_secret_hash(secret.map(|secret| backend_aws::secret_hash(email, &self.config.client_id, secret)))
             .username(email)
             .password(crate::helpers::PASSWORD)
-            .user_attributes(attribute.unwrap())
+            .set_user_attributes(Some(attributes))
             .send()
             .await
     }

@@ -57,7 +57,7 @@ async fn a_direct_cognito_sign_up_without_an_invitation_is_rejected_by_the_trigg
     let app = aws_app(|_| {}).await;
     let aws = app.aws.as_ref().unwrap();
     let email = "lambda-no@example.com";
-    let error = aws.direct_sign_up(email, Some(aws.config.client_secret.expose())).await.unwrap_err();
+    let error = aws.direct_sign_up(email, Some(aws.config.client_secret.expose()), None).await.unwrap_err();
     assert_eq!(error.code(), Some("UserLambdaValidationException"), "{error:?}");
     assert!(format!("{:?}", error.message()).contains("invitation only"), "{error:?}");
     let lookup = aws.cognito().admin_get_user().user_pool_id(&aws.config.user_pool_id).username(email).send().await;
@@ -70,9 +70,9 @@ async fn the_emulator_refuses_a_client_without_secret_hash() {
     let app = aws_app(|_| {}).await;
     let aws = app.aws.as_ref().unwrap();
     let email = "no-hash@example.com";
-    let without = aws.direct_sign_up(email, None).await.unwrap_err();
+    let without = aws.direct_sign_up(email, None, None).await.unwrap_err();
     assert_eq!(without.code(), Some("NotAuthorizedException"), "{without:?}");
-    let wrong = aws.direct_sign_up(email, Some("not-the-secret")).await.unwrap_err();
+    let wrong = aws.direct_sign_up(email, Some("not-the-secret"), None).await.unwrap_err();
     assert_eq!(wrong.code(), Some("NotAuthorizedException"), "{wrong:?}");
 }
 
@@ -110,8 +110,10 @@ async fn a_stale_reservation_whose_user_was_created_is_settled_as_redeemed() {
     let parsed = domain::Email::parse(email).unwrap();
     let hash = app.parts.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
     let now = server::clock::Clock::now(&app.clock);
-    app.parts.store.reserve(&parsed, &hash, now).await.unwrap();
-    let created = aws.direct_sign_up(email, Some(aws.config.client_secret.expose())).await.unwrap();
+    let nonce = domain::ReservationNonce::generate(&mut rand::rng());
+    app.parts.store.reserve(&parsed, &hash, nonce.clone(), now).await.unwrap();
+    let secret = aws.config.client_secret.expose();
+    let created = aws.direct_sign_up(email, Some(secret), Some(nonce.expose())).await.unwrap();
     assert!(created.user_confirmed(), "the trigger saw the reservation");
     // After the lease, the next attempt finds the user and settles the invitation as theirs.
     app.clock.advance(domain::invitation::RESERVATION_LEASE + time::Duration::seconds(1));
@@ -119,4 +121,32 @@ async fn a_stale_reservation_whose_user_was_created_is_settled_as_redeemed() {
     let invitation = app.parts.store.latest_for_email(&parsed).await.unwrap().unwrap();
     assert_eq!(invitation.status, domain::StoredStatus::Redeemed);
     assert_eq!(invitation.redeemed_by.unwrap().as_str(), created.user_sub());
+}
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator: scripts/test.sh runs it"]
+async fn a_direct_sign_up_during_a_live_reservation_is_not_confirmed_by_it() {
+    let app = aws_app(|_| {}).await;
+    let aws = app.aws.as_ref().unwrap();
+    let email = "held-direct@example.com";
+    app.operator_invite(email).await;
+    let code = app.access_code(email).await;
+    // An invitee's sign-up holds the invitation…
+    let parsed = domain::Email::parse(email).unwrap();
+    let hash = app.parts.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
+    let nonce = domain::ReservationNonce::generate(&mut rand::rng());
+    let now = server::clock::Clock::now(&app.clock);
+    app.parts.store.reserve(&parsed, &hash, nonce.clone(), now).await.unwrap();
+    // …so a SignUp with the right SECRET_HASH but without its nonce, or with another, is refused.
+    let secret = aws.config.client_secret.expose();
+    let forged = domain::ReservationNonce::generate(&mut rand::rng());
+    for presented in [None, Some(forged.expose())] {
+        let error = aws.direct_sign_up(email, Some(secret), presented).await.unwrap_err();
+        assert_eq!(error.code(), Some("UserLambdaValidationException"), "{error:?}");
+    }
+    let lookup = aws.cognito().admin_get_user().user_pool_id(&aws.config.user_pool_id).username(email).send().await;
+    assert_eq!(lookup.unwrap_err().code(), Some("UserNotFoundException"));
+    // The SignUp that carries the reservation's own nonce is confirmed.
+    let held = aws.direct_sign_up(email, Some(secret), Some(nonce.expose())).await.unwrap();
+    assert!(held.user_confirmed());
 }

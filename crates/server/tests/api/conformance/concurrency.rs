@@ -44,7 +44,17 @@ async fn a_lapsed_reservation_is_settled_before_the_code_is_used_again() {
     let email = domain::Email::parse("abe@example.com").unwrap();
     let hash = app.parts.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
     // A sign-up reserved the invitation and then died without creating a user.
-    let outcome = app.parts.store.reserve(&email, &hash, server::clock::Clock::now(&app.clock)).await.unwrap();
+    let outcome = app
+        .parts
+        .store
+        .reserve(
+            &email,
+            &hash,
+            domain::ReservationNonce::generate(&mut rand::rng()),
+            server::clock::Clock::now(&app.clock),
+        )
+        .await
+        .unwrap();
     assert!(matches!(outcome, domain::ReserveOutcome::Reserved(_)));
     expect_error(app.sign_up("abe@example.com", PASSWORD, &code).await, StatusCode::CONFLICT, "invitation_in_use")
         .await;
@@ -61,7 +71,7 @@ async fn a_reservation_that_lapses_and_expires_does_not_lock_the_email_out() {
     let email = domain::Email::parse("bo@example.com").unwrap();
     let hash = app.parts.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
     let now = server::clock::Clock::now(&app.clock);
-    app.parts.store.reserve(&email, &hash, now).await.unwrap();
+    app.parts.store.reserve(&email, &hash, domain::ReservationNonce::generate(&mut rand::rng()), now).await.unwrap();
     // The sign-up died and nobody came back before the invitation expired.
     app.clock.advance(time::Duration::days(8));
     expect_error(app.sign_up("bo@example.com", PASSWORD, &code).await, StatusCode::FORBIDDEN, "invitation_expired")
@@ -92,7 +102,7 @@ async fn a_burst_of_parallel_wrong_passwords_is_still_limited() {
 }
 
 #[tokio::test]
-async fn an_open_sign_up_cannot_slip_in_while_an_invitee_holds_the_invitation() {
+async fn an_open_sign_up_is_not_confirmed_by_an_invitees_reservation() {
     let app = spawn_app_with(|c| c.service.policy = domain::SignUpPolicy::Open).await;
     app.operator_invite("held@example.com").await;
     let code = app.access_code("held@example.com").await;
@@ -100,12 +110,23 @@ async fn an_open_sign_up_cannot_slip_in_while_an_invitee_holds_the_invitation() 
     let hash = app.parts.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
     // The invitee's sign-up holds the invitation (between reserving and creating the user)…
     let now = server::clock::Clock::now(&app.clock);
-    let outcome = app.parts.store.reserve(&email, &hash, now).await.unwrap();
+    let outcome = app
+        .parts
+        .store
+        .reserve(&email, &hash, domain::ReservationNonce::generate(&mut rand::rng()), now)
+        .await
+        .unwrap();
     let domain::ReserveOutcome::Reserved(reservation) = outcome else { panic!("not reserved") };
-    // …so a code-less sign-up for the same email is turned away rather than confirmed.
+    // …yet a code-less sign-up for the same email is not confirmed by it: the
+    // reservation belongs to the sign-up that carries its nonce.
     let intruder = app.post("/sign_up", serde_json::json!({ "email": "held@example.com", "password": PASSWORD })).await;
-    expect_error(intruder, StatusCode::CONFLICT, "invitation_in_use").await;
-    assert!(app.parts.pool.find_by_email(&email).await.unwrap().is_none());
+    let intruder = expect_json(intruder, StatusCode::OK).await;
+    assert_eq!(intruder["userConfirmed"], false);
+    let squatter = app.parts.pool.find_by_email(&email).await.unwrap().unwrap();
+    assert_eq!(squatter.status, domain::UserStatus::Unconfirmed);
+    // The invitee then signs up with the code, and the unconfirmed account gives way.
     app.parts.store.release(&reservation).await.unwrap();
-    expect_json(app.sign_up("held@example.com", PASSWORD, &code).await, StatusCode::OK).await;
+    let invitee = expect_json(app.sign_up("held@example.com", PASSWORD, &code).await, StatusCode::OK).await;
+    assert_eq!(invitee["userConfirmed"], true);
+    assert_ne!(invitee["userSub"], intruder["userSub"]);
 }
