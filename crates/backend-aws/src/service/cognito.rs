@@ -147,16 +147,16 @@ impl CognitoUserPool {
     /// and the invitation would be given back for a user who got in.
     async fn send_sign_up(&self, request: &SignUpRequest) -> Result<SignUpOutput, SdkError<SignUpError>> {
         let email = request.email.as_str();
-        let attribute = |name: &str, value: &str| {
-            AttributeType::builder().name(name).value(value).build().map_err(SdkError::construction_failure)
-        };
-        let mut attributes = vec![attribute("email", email)?];
+        let attribute = |name: &str, value: &str| AttributeType::builder().name(name).value(value).build();
+        let mut attributes = vec![attribute("email", email)];
         // The PreSignUp trigger confirms only the SignUp that carries the nonce
         // whose digest the email's lock in DynamoDB holds (a user attribute: the
         // one way a value reaches the trigger on the emulator too).
         if let Some(reservation) = &request.reservation {
-            attributes.push(attribute(RESERVATION_ATTRIBUTE, reservation.nonce.expose())?);
+            attributes.push(attribute(RESERVATION_ATTRIBUTE, reservation.nonce.expose()));
         }
+        let attributes =
+            attributes.into_iter().collect::<Result<Vec<_>, _>>().map_err(SdkError::construction_failure)?;
         self.client
             .sign_up()
             .client_id(&self.client_id)

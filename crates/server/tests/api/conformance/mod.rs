@@ -6,6 +6,7 @@ mod confirmation;
 mod errors;
 mod flow;
 mod invitations;
+mod model;
 mod proxies;
 mod secrets;
 mod session;

@@ -2,6 +2,7 @@
 
 mod binary;
 mod cli;
+mod crash;
 mod delivery;
 mod faults;
 mod local;
