@@ -1,6 +1,7 @@
 #!/bin/sh
 # Runs every test:
-#  1. unit tests and the API suite on the embedded backend;
+#  1. unit tests and the API suite on the embedded backend (with the root-only
+#     fault tests), then schemathesis against the OpenAPI document;
 #  2. the CloudFormation template through cfn-lint (pinned, in .venv-cfn);
 #  3. the Lambda built for Amazon Linux 2023, and its glibc needs checked;
 #  4. on the AWS backend against the ministack emulator — which this script
@@ -15,6 +16,8 @@ cd "$(dirname "$0")/.."
 cargo test --workspace --locked
 # Fault tests that need root (a full tmpfs mounted on the outbox); CI runs as root.
 cargo test --locked -p server --test api -- --ignored embedded::faults
+# Generated requests from the OpenAPI document against the embedded service.
+./scripts/schemathesis.sh target/debug/invitegate
 
 ./deploy/lint.sh
 

@@ -100,6 +100,7 @@ pub fn default_public_url(listen: SocketAddr) -> String {
 pub fn router(state: AppState, config: &AppConfig) -> anyhow::Result<Router> {
     let api = Router::new()
         .route("/healthz", get(meta::healthz))
+        .route("/openapi.json", get(meta::openapi_json))
         .route("/.well-known/jwks.json", get(meta::jwks))
         .route("/sign_up", post(auth::sign_up))
         .route("/confirm_sign_up", post(auth::confirm_sign_up))

@@ -15,6 +15,12 @@ use crate::wire::{
     SignUpRequest, SignUpResponse, SignedOutResponse, TokensResponse,
 };
 
+#[utoipa::path(
+    post,
+    path = "/sign_up",
+    request_body = crate::wire::SignUpRequest,
+    responses((status = 200, description = "The user was created; `userConfirmed` is true when an invitation confirmed them", body = crate::wire::SignUpResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
 pub async fn sign_up(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -27,6 +33,12 @@ pub async fn sign_up(
     Ok(Json(SignUpResponse { user_confirmed: outcome.confirmed, user_sub: outcome.sub.to_string() }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/confirm_sign_up",
+    request_body = crate::wire::ConfirmSignUpRequest,
+    responses((status = 200, description = "Confirmed", body = crate::wire::ConfirmSignUpResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
 pub async fn confirm_sign_up(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -38,6 +50,12 @@ pub async fn confirm_sign_up(
     Ok(Json(ConfirmSignUpResponse { user_confirmed: true }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/resend_confirmation",
+    request_body = crate::wire::EmailRequest,
+    responses((status = 200, description = "Sent if the address has an unconfirmed account; the same answer otherwise", body = crate::wire::SentResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
 pub async fn resend_confirmation(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -48,6 +66,12 @@ pub async fn resend_confirmation(
     Ok(Json(SentResponse { sent: true }))
 }
 
+#[utoipa::path(
+    post,
+    path = "/sign_in",
+    request_body = crate::wire::SignInRequest,
+    responses((status = 200, description = "Signed in", body = crate::wire::TokensResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
 pub async fn sign_in(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -59,6 +83,12 @@ pub async fn sign_in(
     Ok(Json(TokensResponse::from(&tokens)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/refresh",
+    request_body = crate::wire::RefreshRequest,
+    responses((status = 200, description = "New id and access tokens", body = crate::wire::TokensResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
 pub async fn refresh(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,
@@ -68,6 +98,12 @@ pub async fn refresh(
     Ok(Json(TokensResponse::from(&tokens)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/sign_out",
+    request_body = crate::wire::RefreshRequest,
+    responses((status = 200, description = "The refresh token no longer works", body = crate::wire::SignedOutResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
 pub async fn sign_out(
     State(state): State<AppState>,
     ApiJson(body): ApiJson<RefreshRequest>,

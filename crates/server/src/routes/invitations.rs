@@ -17,6 +17,13 @@ fn user(caller: Authenticated, client: SocketAddr) -> Actor {
     Actor::User { sub: caller.0.sub, client: client.ip() }
 }
 
+#[utoipa::path(
+    post,
+    path = "/invitations",
+    request_body = crate::wire::EmailRequest,
+    security(("bearer" = [])),
+    responses((status = 201, description = "Invited; the code went to the invitee by email only", body = crate::wire::InvitationResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
 pub async fn create(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -28,6 +35,12 @@ pub async fn create(
     Ok((StatusCode::CREATED, Json(InvitationResponse::from(&invitation))))
 }
 
+#[utoipa::path(
+    get,
+    path = "/invitations",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller's invitations, newest first", body = crate::wire::InvitationListResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
 pub async fn list(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -37,6 +50,13 @@ pub async fn list(
     Ok(Json(InvitationListResponse { invitations: invitations.iter().map(InvitationResponse::from).collect() }))
 }
 
+#[utoipa::path(
+    delete,
+    path = "/invitations/{id}",
+    params(("id" = String, Path, description = "The invitation")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "Revoked", body = crate::wire::InvitationResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
 pub async fn revoke(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -48,6 +68,13 @@ pub async fn revoke(
     Ok(Json(InvitationResponse::from(&invitation)))
 }
 
+#[utoipa::path(
+    post,
+    path = "/invitations/{id}/resend",
+    params(("id" = String, Path, description = "The invitation")),
+    security(("bearer" = [])),
+    responses((status = 200, description = "A new code was sent; the old one no longer works", body = crate::wire::InvitationResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
 pub async fn resend(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
@@ -59,6 +86,12 @@ pub async fn resend(
     Ok(Json(InvitationResponse::from(&invitation)))
 }
 
+#[utoipa::path(
+    get,
+    path = "/me",
+    security(("bearer" = [])),
+    responses((status = 200, description = "The caller", body = crate::wire::ProfileResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
 pub async fn me(State(state): State<AppState>, caller: Authenticated) -> Result<Json<ProfileResponse>, ApiError> {
     let profile = state.service.profile(&caller.0.sub).await?;
     Ok(Json(ProfileResponse::from(&profile)))

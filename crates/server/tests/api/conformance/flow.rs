@@ -106,3 +106,17 @@ async fn errors_from_outside_the_handlers_are_json_too() {
     assert!(response.starts_with("HTTP/1.1 408"), "{response}");
     assert!(response.contains(r#""code":"timeout""#), "{response}");
 }
+
+#[tokio::test]
+async fn the_openapi_document_is_served_and_docs_hold_the_current_one() {
+    let app = spawn_app().await;
+    let response = app.client.get(format!("{}/openapi.json", app.base)).send().await.unwrap();
+    let served = expect_json(response, StatusCode::OK).await;
+    assert_eq!(served["openapi"], "3.1.0");
+    for path in ["/sign_up", "/sign_in", "/invitations/{id}", "/me"] {
+        assert!(served["paths"].get(path).is_some(), "{path} is documented");
+    }
+    let committed = include_str!("../../../../../docs/openapi.json");
+    let committed: serde_json::Value = serde_json::from_str(committed).unwrap();
+    assert_eq!(served, committed, "docs/openapi.json is stale: save GET /openapi.json there");
+}
