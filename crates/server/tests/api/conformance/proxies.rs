@@ -43,3 +43,27 @@ async fn forwarded_headers_from_untrusted_peers_are_ignored() {
     expect_error(wrong_sign_in(&app, 100, "198.51.100.8").await, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts")
         .await;
 }
+
+/// Wrong access codes sent by someone else never lock the invitee out: code
+/// guesses are counted per email *and* client network (80-bit codes need no
+/// per-email lock-out; see the README).
+#[tokio::test]
+async fn someone_elses_wrong_codes_do_not_lock_the_invitee_out() {
+    let app = spawn_app_with(|c| c.trusted_proxies = TrustedProxies::new(vec!["127.0.0.0/8".parse().unwrap()])).await;
+    app.operator_invite("target@example.com").await;
+    let code = app.access_code("target@example.com").await;
+    let sign_up = |code: String, client: &'static str| {
+        let body = json!({ "email": "target@example.com", "password": PASSWORD, "accessCode": code });
+        app.client.post(format!("{}/sign_up", app.base)).header("x-forwarded-for", client).json(&body).send()
+    };
+    for _ in 0..10 {
+        let wrong = sign_up("AAAA-AAAA-AAAA-AAAA".into(), "203.0.113.66").await.unwrap();
+        expect_error(wrong, StatusCode::FORBIDDEN, "invalid_access_code").await;
+    }
+    let blocked = sign_up("AAAA-AAAA-AAAA-AAAA".into(), "203.0.113.66").await.unwrap();
+    expect_error(blocked, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
+    // The invitee, from their own network, signs up at once.
+    let invitee = sign_up(code, "198.51.100.20").await.unwrap();
+    let body = expect_json(invitee, StatusCode::OK).await;
+    assert_eq!(body["userConfirmed"], true);
+}
