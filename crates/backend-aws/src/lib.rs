@@ -1,9 +1,13 @@
 //! invitegate on AWS: Cognito (confidential client), DynamoDB, SES v2. The
 //! adapters take and return the domain's types; SDK types stay inside.
 
+#[cfg(feature = "service")]
+mod attempts;
 mod dynamo;
 mod env_names;
 
+#[cfg(feature = "service")]
+pub use attempts::DynamoAttemptCounter;
 pub use dynamo::{BY_EMAIL_INDEX, BY_INVITER_INDEX, DynamoInvitationStore, invitation_reserved_for};
 pub use env_names::*;
 

@@ -81,5 +81,12 @@ pub fn open(config: &EmbeddedConfig) -> anyhow::Result<Adapters> {
     };
     let hashing = PasswordHashing::new(config.hashing_cost, config.max_concurrent_hashes)?;
     let pool = LocalUserPool::new(db.clone(), hashing, tokens, code_hasher.clone(), Arc::clone(&mailer), config.policy);
-    Ok(Adapters { store: Arc::new(SqliteInvitationStore::new(db)), pool: Arc::new(pool), mailer, codes: code_hasher })
+    Ok(Adapters {
+        store: Arc::new(SqliteInvitationStore::new(db)),
+        pool: Arc::new(pool),
+        mailer,
+        // One process serves one data dir: its counts can live in memory.
+        attempts: Arc::new(domain::limiter::MemoryAttemptCounter::default()),
+        codes: code_hasher,
+    })
 }

@@ -18,7 +18,9 @@ pub use error::Error;
 pub use invitation::{Invitation, InvitationId, InvitationStatus, Inviter, NewInvitation, Reservation, StoredStatus};
 pub use nonce::ReservationNonce;
 pub use password::{Password, PasswordPolicy, PasswordPolicyViolation};
-pub use ports::{Adapters, InvitationStore, Mailer, OutgoingEmail, QuotaCharge, ReserveOutcome, UserPool};
+pub use ports::{
+    Adapters, AttemptCounter, AttemptKey, InvitationStore, Mailer, OutgoingEmail, QuotaCharge, ReserveOutcome, UserPool,
+};
 pub use presignup::{PreSignUpDecision, PreSignUpFacts, SignUpPolicy, Trigger};
 pub use user::{
     AccessClaims, AccessTokenClaims, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserStatus,

@@ -120,11 +120,30 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, message: &OutgoingEmail) -> Result<(), Error>;
 }
 
-/// What a backend hands the service: the three ports and the key codes are hashed under.
+/// A key attempts are counted against, and how many it may hold per window.
+#[derive(Debug, Clone)]
+pub struct AttemptKey {
+    pub key: String,
+    pub max: u32,
+}
+
+/// Counts attempts at secrets in fixed windows (`crate::limiter::next_step`),
+/// where every instance of the service sees the same counts.
+#[async_trait]
+pub trait AttemptCounter: Send + Sync {
+    /// Counts one attempt against every key, unless one of them is full:
+    /// then `TooManyAttempts` (wait until the longest-full window ends), counting none.
+    async fn begin(&self, keys: &[AttemptKey], window: time::Duration, now: OffsetDateTime) -> Result<(), Error>;
+    /// Takes back an attempt counted at `at` (it was not a wrong guess), if its window is still current.
+    async fn forgive(&self, keys: &[String], window: time::Duration, at: OffsetDateTime) -> Result<(), Error>;
+}
+
+/// What a backend hands the service: the ports and the key codes are hashed under.
 #[derive(Clone)]
 pub struct Adapters {
     pub store: std::sync::Arc<dyn InvitationStore>,
     pub pool: std::sync::Arc<dyn UserPool>,
     pub mailer: std::sync::Arc<dyn Mailer>,
+    pub attempts: std::sync::Arc<dyn AttemptCounter>,
     pub codes: crate::CodeHasher,
 }

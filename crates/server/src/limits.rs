@@ -6,10 +6,9 @@
 //! forgiven when it turns out not to have been a wrong guess.
 
 use std::net::IpAddr;
-use std::sync::Mutex;
+use std::sync::Arc;
 
-use domain::limiter::AttemptLimiter;
-use domain::{Error, UserSub};
+use domain::{AttemptCounter, AttemptKey, Error, UserSub};
 use time::{Duration, OffsetDateTime};
 
 #[derive(Debug, Clone, Copy)]
@@ -40,9 +39,10 @@ pub enum Subject {
     Inviter(UserSub),
 }
 
+/// The policy (keys, limits, which outcomes count) over the backend's shared counter.
 pub struct FailureGuard {
-    by_subject: Mutex<AttemptLimiter>,
-    by_client: Mutex<AttemptLimiter>,
+    limits: AttemptLimits,
+    counter: Arc<dyn AttemptCounter>,
 }
 
 /// Failures that count: wrong guesses at a secret, and probing for accounts.
@@ -84,38 +84,30 @@ pub struct Attempt {
 }
 
 impl FailureGuard {
-    pub fn new(limits: AttemptLimits) -> Self {
-        Self {
-            by_subject: Mutex::new(AttemptLimiter::new(limits.per_email, limits.window)),
-            by_client: Mutex::new(AttemptLimiter::new(limits.per_client, limits.window)),
-        }
+    pub fn new(limits: AttemptLimits, counter: Arc<dyn AttemptCounter>) -> Self {
+        Self { limits, counter }
     }
 
     /// Counts an attempt, or refuses it with `TooManyAttempts` if either key is used up.
-    pub fn begin(&self, subject: Subject, client: IpAddr, now: OffsetDateTime) -> Result<Attempt, Error> {
+    pub async fn begin(&self, subject: Subject, client: IpAddr, now: OffsetDateTime) -> Result<Attempt, Error> {
         let client = client_key(client);
-        let attempt = Attempt { subject: subject_key(&subject, &client), client, at: now };
-        let mut by_subject = self.by_subject.lock().map_err(|_| Error::unexpected("limiter mutex poisoned"))?;
-        let mut by_client = self.by_client.lock().map_err(|_| Error::unexpected("limiter mutex poisoned"))?;
-        let waits = [by_subject.check(&attempt.subject, now).err(), by_client.check(&attempt.client, now).err()];
-        if let Some(wait) = waits.into_iter().flatten().max() {
-            let secs = wait.whole_seconds().max(1).unsigned_abs();
-            return Err(Error::TooManyAttempts { retry_after: std::time::Duration::from_secs(secs) });
-        }
-        by_subject.record_failure(&attempt.subject, now);
-        by_client.record_failure(&attempt.client, now);
+        let attempt = Attempt { subject: subject_key(&subject, &client), client: format!("client:{client}"), at: now };
+        let keys = [
+            AttemptKey { key: attempt.subject.clone(), max: self.limits.per_email },
+            AttemptKey { key: attempt.client.clone(), max: self.limits.per_client },
+        ];
+        self.counter.begin(&keys, self.limits.window, now).await?;
         Ok(attempt)
     }
 
     /// Passes the result through; forgives the attempt unless it was a wrong guess.
-    pub fn finish<T>(&self, attempt: Attempt, result: Result<T, Error>) -> Result<T, Error> {
+    pub async fn finish<T>(&self, attempt: Attempt, result: Result<T, Error>) -> Result<T, Error> {
         let counts = matches!(&result, Err(e) if is_guess_failure(e));
         if !counts {
-            if let Ok(mut limiter) = self.by_subject.lock() {
-                limiter.forgive(&attempt.subject, attempt.at);
-            }
-            if let Ok(mut limiter) = self.by_client.lock() {
-                limiter.forgive(&attempt.client, attempt.at);
+            let keys = [attempt.subject, attempt.client];
+            if let Err(e) = self.counter.forgive(&keys, self.limits.window, attempt.at).await {
+                // The attempt stays counted; the answer is still the right one.
+                tracing::warn!(error = ?e, "could not forgive an attempt");
             }
         }
         result

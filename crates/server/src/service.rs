@@ -114,8 +114,9 @@ impl Invitegate {
         public_url: String,
         limits: AttemptLimits,
     ) -> Self {
-        let Adapters { store, pool, mailer, codes } = adapters;
-        Self { store, pool, mailer, codes, clock, settings, public_url, guard: Arc::new(FailureGuard::new(limits)) }
+        let Adapters { store, pool, mailer, attempts, codes } = adapters;
+        let guard = Arc::new(FailureGuard::new(limits, attempts));
+        Self { store, pool, mailer, codes, clock, settings, public_url, guard }
     }
 
     /// Runs an attempt at a secret, counted against `subject` and `client`
@@ -126,9 +127,9 @@ impl Invitegate {
         T: Send + 'static,
         F: Future<Output = Result<T, Error>> + Send + 'static,
     {
-        let attempt = self.guard.begin(subject, client, self.clock.now())?;
+        let attempt = self.guard.begin(subject, client, self.clock.now()).await?;
         let guard = Arc::clone(&self.guard);
-        to_completion(async move { guard.finish(attempt, work.await) }).await
+        to_completion(async move { guard.finish(attempt, work.await).await }).await
     }
 
     // ----- Sign-up, confirmation, sessions -----
@@ -295,7 +296,7 @@ impl Invitegate {
     /// means new guesses), success or not.
     pub async fn resend_confirmation(&self, email: Email, client: IpAddr) -> Result<(), Error> {
         let now = self.clock.now();
-        self.guard.begin(Subject::Resend(email.clone()), client, now)?;
+        self.guard.begin(Subject::Resend(email.clone()), client, now).await?;
         self.pool.resend_confirmation(&email, now).await
     }
 

@@ -16,7 +16,7 @@ pub use jwks::CognitoTokenVerifier;
 pub use secret_hash::secret_hash;
 pub use ses::SesMailer;
 
-use crate::{DynamoInvitationStore, ENV_CODE_KEY};
+use crate::{DynamoAttemptCounter, DynamoInvitationStore, ENV_CODE_KEY};
 
 /// The AWS backend's settings (the service's command line fills them; see
 /// `env_names` for their variables). Names follow the original write-up.
@@ -76,8 +76,11 @@ pub fn open(config: &AwsConfig, sdk: &aws_config::SdkConfig) -> anyhow::Result<A
         config.client_secret.clone(),
         verifier,
     );
+    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     Ok(Adapters {
-        store: Arc::new(DynamoInvitationStore::new(aws_sdk_dynamodb::Client::new(sdk), config.table.clone())),
+        store: Arc::new(DynamoInvitationStore::new(dynamo.clone(), config.table.clone())),
+        // In the table, so that every instance of the service counts together.
+        attempts: Arc::new(DynamoAttemptCounter::new(dynamo, config.table.clone(), config.user_pool_id.clone())),
         pool: Arc::new(pool),
         mailer: Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.mail_from.clone())),
         codes: parse_code_key(&config.code_key)?,

@@ -43,6 +43,8 @@ pub struct TestApp {
     pub service: Invitegate,
     /// The service's parts, to set up or inspect state directly.
     pub parts: Adapters,
+    /// What this app was built from, for a second instance on the same backend.
+    pub config: AppConfig,
     pub data_dir: TempDir,
     /// The `iss` and client id the backend's tokens carry.
     pub issuer: String,
@@ -96,7 +98,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
         }
     };
     let clock = ManualClock::new(OffsetDateTime::now_utc());
-    let app = Application::build(config, Arc::new(clock.clone())).await.unwrap();
+    let app = Application::build(config.clone(), Arc::new(clock.clone())).await.unwrap();
     let base = format!("http://{}", app.address());
     let service = app.service().clone();
     let parts = app.adapters().clone();
@@ -115,6 +117,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
         clock,
         service,
         parts,
+        config,
         data_dir,
         issuer,
         client_id,
@@ -124,6 +127,18 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
 }
 
 impl TestApp {
+    /// Another instance of the service on the same backend (its own process
+    /// state, shared storage), as a second server behind a load balancer.
+    pub async fn second_instance(&self) -> (String, tokio::sync::oneshot::Sender<()>) {
+        let app = Application::build(self.config.clone(), Arc::new(self.clock.clone())).await.unwrap();
+        let base = format!("http://{}", app.address());
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        tokio::spawn(app.run_until(async {
+            let _ = rx.await;
+        }));
+        (base, tx)
+    }
+
     pub async fn post(&self, path: &str, body: Value) -> Response {
         self.client.post(format!("{}{path}", self.base)).json(&body).send().await.unwrap()
     }

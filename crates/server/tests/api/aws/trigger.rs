@@ -150,3 +150,17 @@ async fn a_direct_sign_up_during_a_live_reservation_is_not_confirmed_by_it() {
     let held = aws.direct_sign_up(email, Some(secret), Some(nonce.expose())).await.unwrap();
     assert!(held.user_confirmed());
 }
+
+#[tokio::test]
+#[ignore = "needs the AWS emulator: scripts/test.sh runs it"]
+async fn instances_of_the_service_share_their_attempt_counts() {
+    let app = aws_app(|_| {}).await;
+    let (second, _stop) = app.second_instance().await;
+    let wrong = serde_json::json!({ "email": "shared-limit@example.com", "password": "Wr0ng-password" });
+    for _ in 0..10 {
+        expect_error(app.post("/sign_in", wrong.clone()).await, StatusCode::UNAUTHORIZED, "not_authorized").await;
+    }
+    // The other instance knows: the email's ten wrong passwords were counted in the table.
+    let response = app.client.post(format!("{second}/sign_in")).json(&wrong).send().await.unwrap();
+    expect_error(response, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
+}
