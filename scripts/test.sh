@@ -15,7 +15,8 @@ cd "$(dirname "$0")/.."
 # The fast loop's command: the AWS-only tests show as ignored here.
 cargo test --workspace --locked
 # Fault tests that need root (a full tmpfs mounted on the outbox); CI runs as root.
-cargo test --locked -p server --test api -- --ignored embedded::faults
+# (Every cargo call here selects the whole workspace, so all share one build.)
+cargo test --workspace --locked -- --ignored embedded::faults
 # Generated requests from the OpenAPI document against the embedded service.
 ./scripts/schemathesis.sh target/debug/invitegate
 
@@ -44,8 +45,8 @@ unset AWS_PROFILE AWS_SESSION_TOKEN AWS_DEFAULT_PROFILE
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 \
     AWS_ENDPOINT_URL="http://127.0.0.1:$port"
 INVITEGATE_TEST_BACKEND=aws INVITEGATE_TEST_LAMBDA_ZIP="$zip" \
-    cargo test --locked -p server --test api -- --include-ignored conformance:: aws::
+    cargo test --workspace --locked -- --include-ignored conformance:: aws::
 
 # Provisioning lives in the xtask tool, not in the shipped binary.
-cargo build --locked -p xtask
+cargo build --workspace --locked --bins
 sh deploy/test-stack.sh "$zip" "$PWD/target/debug/invitegate" "$PWD/target/debug/xtask"
