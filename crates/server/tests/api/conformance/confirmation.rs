@@ -63,3 +63,22 @@ async fn invited_users_are_confirmed_at_once_in_open_mode_and_uninvited_refused_
     expect_error(no_code, StatusCode::BAD_REQUEST, "missing_params").await;
     assert!(closed.parts.pool.list_users().await.unwrap().is_empty());
 }
+
+/// A resend gives a new code but does not give a guesser new tries: wrong
+/// codes are counted per email in a window that resends do not reset.
+#[tokio::test]
+async fn resending_the_code_does_not_reset_the_wrong_code_limit() {
+    let app = spawn_app_with(|c| c.service.policy = domain::SignUpPolicy::Open).await;
+    let email = "guessed@example.com";
+    expect_json(app.post("/sign_up", json!({ "email": email, "password": PASSWORD })).await, StatusCode::OK).await;
+    let code = app.confirmation_code(email).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..10 {
+        let bad = app.post("/confirm_sign_up", json!({ "email": email, "code": wrong })).await;
+        expect_error(bad, StatusCode::BAD_REQUEST, "invalid_confirmation_code").await;
+    }
+    expect_json(app.post("/resend_confirmation", json!({ "email": email })).await, StatusCode::OK).await;
+    let fresh = app.confirmation_code(email).await;
+    let after = app.post("/confirm_sign_up", json!({ "email": email, "code": fresh })).await;
+    expect_error(after, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
+}
