@@ -113,6 +113,9 @@ pub struct AwsArgs {
     /// Optional: where the pool's JWKS is (default: under the issuer, or the emulator's endpoint).
     #[arg(long, env = ENV_JWKS_URL, global = true)]
     pub cognito_jwks_url: Option<String>,
+    /// Optional: where to reach AWS (an emulator; default: the SDK's `AWS_ENDPOINT_URL`, else AWS).
+    #[arg(long, env = "INVITEGATE_AWS_ENDPOINT_URL", global = true)]
+    pub aws_endpoint_url: Option<String>,
 }
 
 impl AwsArgs {
@@ -137,6 +140,7 @@ impl AwsArgs {
             code_key: secret(&self.code_key, ENV_CODE_KEY, "code-key")?,
             issuer: optional(&self.cognito_issuer),
             jwks_url: optional(&self.cognito_jwks_url),
+            endpoint_url: optional(&self.aws_endpoint_url),
         })
     }
 }

@@ -35,6 +35,9 @@ pub struct AwsConfig {
     pub issuer: Option<String>,
     /// Defaults to `<issuer>/.well-known/jwks.json`, or under `AWS_ENDPOINT_URL` for an emulator.
     pub jwks_url: Option<String>,
+    /// Where to reach AWS instead of the SDK's default (`AWS_ENDPOINT_URL`):
+    /// an emulator, or a proxy in front of one.
+    pub endpoint_url: Option<String>,
 }
 
 /// A new random code key, base64, for `INVITEGATE_CODE_KEY`.
@@ -58,6 +61,14 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 pub fn open(config: &AwsConfig, sdk: &aws_config::SdkConfig) -> anyhow::Result<Adapters> {
+    let overridden;
+    let sdk = match &config.endpoint_url {
+        Some(url) => {
+            overridden = sdk.to_builder().endpoint_url(url).build();
+            &overridden
+        }
+        None => sdk,
+    };
     let region = sdk.region().map(ToString::to_string).context("no AWS region: set AWS_REGION")?;
     let issuer = config
         .issuer
@@ -69,20 +80,36 @@ pub fn open(config: &AwsConfig, sdk: &aws_config::SdkConfig) -> anyhow::Result<A
         None => format!("{issuer}/.well-known/jwks.json"),
     });
     let verifier = CognitoTokenVerifier::new(issuer, jwks_url, config.client_id.clone())?;
+    // Each client's own configuration: an endpoint set there wins over the
+    // environment's AWS_ENDPOINT_URL, which service clients otherwise re-read.
+    let endpoint = config.endpoint_url.as_deref();
+    let cognito = {
+        let builder = aws_sdk_cognitoidentityprovider::config::Builder::from(sdk);
+        aws_sdk_cognitoidentityprovider::Client::from_conf(
+            endpoint.map_or(builder.clone(), |url| builder.endpoint_url(url)).build(),
+        )
+    };
+    let dynamo = {
+        let builder = aws_sdk_dynamodb::config::Builder::from(sdk);
+        aws_sdk_dynamodb::Client::from_conf(endpoint.map_or(builder.clone(), |url| builder.endpoint_url(url)).build())
+    };
+    let ses = {
+        let builder = aws_sdk_sesv2::config::Builder::from(sdk);
+        aws_sdk_sesv2::Client::from_conf(endpoint.map_or(builder.clone(), |url| builder.endpoint_url(url)).build())
+    };
     let pool = CognitoUserPool::new(
-        aws_sdk_cognitoidentityprovider::Client::new(sdk),
+        cognito,
         config.user_pool_id.clone(),
         config.client_id.clone(),
         config.client_secret.clone(),
         verifier,
     );
-    let dynamo = aws_sdk_dynamodb::Client::new(sdk);
     Ok(Adapters {
         store: Arc::new(DynamoInvitationStore::new(dynamo.clone(), config.table.clone())),
         // In the table, so that every instance of the service counts together.
         attempts: Arc::new(DynamoAttemptCounter::new(dynamo, config.table.clone(), config.user_pool_id.clone())),
         pool: Arc::new(pool),
-        mailer: Arc::new(SesMailer::new(aws_sdk_sesv2::Client::new(sdk), config.mail_from.clone())),
+        mailer: Arc::new(SesMailer::new(ses, config.mail_from.clone())),
         codes: parse_code_key(&config.code_key)?,
     })
 }

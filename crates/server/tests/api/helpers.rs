@@ -83,7 +83,9 @@ pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await
 }
 
-pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
+/// `configure` sees the embedded configuration; on the AWS backend it is applied
+/// once more after provisioning, so it can also adjust the AWS settings.
+pub async fn spawn_app_with(configure: impl Fn(&mut AppConfig)) -> TestApp {
     init_logging();
     let data_dir = tempfile::tempdir().unwrap();
     let mut config = test_config(data_dir.path());
@@ -94,6 +96,7 @@ pub async fn spawn_app_with(configure: impl FnOnce(&mut AppConfig)) -> TestApp {
         TestBackend::Aws => {
             let aws = crate::aws::fixture::AwsApp::provision(config.service.policy).await;
             config.backend = Backend::Aws(aws.config.clone());
+            configure(&mut config);
             Some(aws)
         }
     };

@@ -77,6 +77,7 @@ impl AwsApp {
             code_key: domain::SecretString::new(backend_aws::generate_code_key()),
             issuer: None,
             jwks_url: None,
+            endpoint_url: None,
         };
         Self { config, endpoint, sdk, region }
     }

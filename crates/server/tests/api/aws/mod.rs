@@ -3,4 +3,5 @@
 //! runs them with `--include-ignored` and `INVITEGATE_TEST_BACKEND=aws`.
 
 pub mod fixture;
+mod outage;
 mod trigger;

@@ -11,7 +11,7 @@ use crate::helpers::*;
 /// `cargo test` reports them as ignored, and scripts/test.sh runs them with
 /// `--include-ignored` and `INVITEGATE_TEST_BACKEND=aws`. Run any other way
 /// they fail rather than pass without testing anything.
-async fn aws_app(configure: impl FnOnce(&mut server::startup::AppConfig)) -> TestApp {
+async fn aws_app(configure: impl Fn(&mut server::startup::AppConfig)) -> TestApp {
     assert_eq!(
         test_backend(),
         TestBackend::Aws,
