@@ -320,3 +320,38 @@ fn init_logging() -> &'static CapturedLog {
 pub fn captured_log() -> String {
     String::from_utf8_lossy(&init_logging().0.lock().unwrap()).into_owned()
 }
+
+/// A server process that is killed when the test ends, failed or not.
+pub struct ServerProcess(pub std::process::Child);
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Spawns `command` (an `invitegate serve` with `--listen …:0`), waits for the
+/// address it logs, and keeps draining its log so it never blocks on a full pipe.
+pub fn start_server(mut command: std::process::Command) -> (ServerProcess, String) {
+    use std::io::{BufRead, BufReader};
+    let mut child = command
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stderr = BufReader::new(child.stderr.take().unwrap());
+    let server = ServerProcess(child);
+    let mut line = String::new();
+    let address = loop {
+        line.clear();
+        assert!(stderr.read_line(&mut line).unwrap() > 0, "invitegate exited early");
+        if let Some(rest) = line.split("address=").nth(1) {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    (server, address)
+}

@@ -2,6 +2,8 @@
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+
+use crate::helpers::{ServerProcess, start_server};
 use std::time::Duration;
 
 #[tokio::test]
@@ -48,41 +50,12 @@ async fn serve_greets_a_new_operator_and_stops_gracefully_on_sigterm() {
     assert!(status.success(), "{status:?}");
 }
 
-/// A server process that is killed when the test ends, failed or not.
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts the binary with `ulimit -n` lowered to `descriptors`; returns it and its address.
-fn serve_with_descriptor_limit(data_dir: &std::path::Path, descriptors: u32, extra: &str) -> (Server, String) {
+fn serve_with_descriptor_limit(data_dir: &std::path::Path, descriptors: u32, extra: &str) -> (ServerProcess, String) {
     let script = format!("ulimit -n {descriptors} && exec \"$0\" serve --listen 127.0.0.1:0 {extra}");
-    let mut child = Command::new("sh")
-        .args(["-c", &script, env!("CARGO_BIN_EXE_invitegate")])
-        .env("INVITEGATE_DATA_DIR", data_dir)
-        .env("RUST_LOG", "info")
-        .env("NO_COLOR", "1")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let child = Server(child);
-    let mut line = String::new();
-    let address = loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "invitegate exited early");
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, address)
+    let mut command = Command::new("sh");
+    command.args(["-c", &script, env!("CARGO_BIN_EXE_invitegate")]).env("INVITEGATE_DATA_DIR", data_dir);
+    start_server(command)
 }
 
 /// A connection from 127.0.0.2 that sends half a request's headers and stops.

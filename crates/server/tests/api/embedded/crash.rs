@@ -4,9 +4,8 @@
 //! reservations the crash left behind settle once their lease is over.
 
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,40 +18,16 @@ use crate::helpers::*;
 
 const INVITEES: usize = 48;
 
-struct Server(Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn invitegate(data_dir: &Path) -> Command {
     let mut command = Command::new(env!("CARGO_BIN_EXE_invitegate"));
     command.env("INVITEGATE_DATA_DIR", data_dir).env("NO_COLOR", "1").env("RUST_LOG", "info");
     command
 }
 
-fn serve(data_dir: &Path) -> (Server, String) {
-    let mut child = invitegate(data_dir)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let child = Server(child);
-    let mut line = String::new();
-    let address = loop {
-        line.clear();
-        assert!(stderr.read_line(&mut line).unwrap() > 0, "invitegate exited early");
-        if let Some(rest) = line.split("address=").nth(1) {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-    (child, address)
+fn serve(data_dir: &Path) -> (ServerProcess, String) {
+    let mut command = invitegate(data_dir);
+    command.args(["serve", "--listen", "127.0.0.1:0"]);
+    start_server(command)
 }
 
 /// Every access code in the outbox, by recipient.
