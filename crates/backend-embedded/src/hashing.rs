@@ -1,8 +1,7 @@
 //! argon2id password hashing, off the async executor and a bounded number at a time.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
-use anyhow::Context;
 use argon2::password_hash::{PasswordHasher as _, PasswordVerifier as _};
 use argon2::{Algorithm, Argon2, Params, Version};
 use domain::Error;
@@ -28,20 +27,22 @@ pub struct PasswordHashing {
     argon2: Argon2<'static>,
     permits: Arc<Semaphore>,
     /// Verified against when the user is unknown, so timing does not tell.
-    dummy_hash: Arc<str>,
+    /// Made on first need, off the executor: CLI commands never pay for it.
+    dummy_hash: Arc<OnceLock<String>>,
 }
+
+const DUMMY_PASSWORD: &[u8] = b"invitegate-dummy-password";
 
 impl PasswordHashing {
     pub fn new(cost: HashingCost, max_concurrent: usize) -> anyhow::Result<Self> {
         let params = Params::new(cost.memory_kib, cost.iterations, cost.parallelism, None)
             .map_err(|e| anyhow::anyhow!("argon2 parameters: {e}"))?;
         let argon2 = Argon2::new(Algorithm::Argon2id, Version::V0x13, params);
-        let dummy_hash = argon2
-            .hash_password(b"invitegate-dummy-password")
-            .map_err(|e| anyhow::anyhow!("argon2: {e}"))
-            .context("computing the dummy hash")?
-            .to_string();
-        Ok(Self { argon2, permits: Arc::new(Semaphore::new(max_concurrent.max(1))), dummy_hash: dummy_hash.into() })
+        Ok(Self {
+            argon2,
+            permits: Arc::new(Semaphore::new(max_concurrent.max(1))),
+            dummy_hash: Arc::new(OnceLock::new()),
+        })
     }
 
     pub async fn hash(&self, password: &str) -> Result<String, Error> {
@@ -61,12 +62,20 @@ impl PasswordHashing {
         let argon2 = self.argon2.clone();
         let password = password.to_owned();
         let known = hash.is_some();
-        let hash = hash.unwrap_or_else(|| self.dummy_hash.to_string());
+        let dummy = Arc::clone(&self.dummy_hash);
         let ok = self
-            .run(move || match argon2.verify_password(password.as_bytes(), hash.as_str()) {
-                Ok(()) => Ok(true),
-                Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
-                Err(e) => Err(Error::unexpected(format!("argon2 verify: {e}"))),
+            .run(move || {
+                let hash = match hash {
+                    Some(hash) => hash,
+                    None => dummy
+                        .get_or_init(|| argon2.hash_password(DUMMY_PASSWORD).map(|h| h.to_string()).unwrap_or_default())
+                        .clone(),
+                };
+                match argon2.verify_password(password.as_bytes(), hash.as_str()) {
+                    Ok(()) => Ok(true),
+                    Err(argon2::password_hash::Error::PasswordInvalid) => Ok(false),
+                    Err(e) => Err(Error::unexpected(format!("argon2 verify: {e}"))),
+                }
             })
             .await?;
         Ok(ok && known)
