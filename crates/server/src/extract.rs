@@ -5,7 +5,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{IntoResponse, Response};
-use domain::{AccessClaims, Error, SecretString};
+use domain::{Error, SecretString, UserRecord};
 use serde::de::DeserializeOwned;
 
 use crate::error::{ApiError, error_response};
@@ -67,8 +67,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
     }
 }
 
-/// A caller authenticated by a valid access token in `Authorization: Bearer …`.
-pub struct Authenticated(pub AccessClaims);
+/// A caller authenticated by a valid access token in `Authorization: Bearer …`,
+/// with their account as it is now.
+pub struct Authenticated(pub UserRecord);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;

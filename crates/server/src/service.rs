@@ -9,10 +9,10 @@ use std::sync::Arc;
 
 use domain::invitation::whole_seconds;
 use domain::{
-    AccessClaims, AccessCode, Adapters, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStatus,
-    InvitationStore, Inviter, Mailer, NewInvitation, Password, PasswordPolicy, QuotaCharge, Reservation,
-    ReservationNonce, ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, Tokens, UserPool,
-    UserRecord, UserStatus, UserSub, messages,
+    AccessCode, Adapters, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStatus, InvitationStore,
+    Inviter, Mailer, NewInvitation, Password, PasswordPolicy, QuotaCharge, Reservation, ReservationNonce,
+    ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, Tokens, UserPool, UserRecord, UserStatus,
+    UserSub, messages,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -318,14 +318,11 @@ impl Invitegate {
         self.pool.sign_out(refresh_token, self.clock.now()).await
     }
 
-    /// The bearer of a valid access token who still has an account: a
-    /// validly signed token outlives its user until it expires.
-    pub async fn authenticate(&self, access_token: &SecretString) -> Result<AccessClaims, Error> {
+    /// The bearer of a valid access token who still has an account (a
+    /// validly signed token outlives its user until it expires), as read now.
+    pub async fn authenticate(&self, access_token: &SecretString) -> Result<UserRecord, Error> {
         let claims = self.pool.verify_access_token(access_token, self.clock.now()).await?;
-        if self.pool.find_by_sub(&claims.sub).await?.is_none() {
-            return Err(Error::InvalidToken);
-        }
-        Ok(claims)
+        self.pool.find_by_sub(&claims.sub).await?.ok_or(Error::InvalidToken)
     }
 
     /// The public keys that verify the pool's tokens, as a JWKS document (if the pool publishes one).
@@ -495,10 +492,10 @@ impl Invitegate {
         self.pool.list_users().await
     }
 
-    pub async fn profile(&self, sub: &UserSub) -> Result<Profile, Error> {
-        let user = self.pool.find_by_sub(sub).await?.ok_or(Error::InvalidToken)?;
-        let invites_remaining = self.store.invites_remaining(sub, self.settings.default_invite_quota).await?;
-        let invited_by = self.store.invited_by(sub).await?;
+    /// `user` as `authenticate` read it: no second lookup.
+    pub async fn profile(&self, user: UserRecord) -> Result<Profile, Error> {
+        let invites_remaining = self.store.invites_remaining(&user.sub, self.settings.default_invite_quota).await?;
+        let invited_by = self.store.invited_by(&user.sub).await?;
         Ok(Profile { user, invites_remaining, invited_by })
     }
 }

@@ -61,20 +61,13 @@ pub async fn sdk_config() -> aws_config::SdkConfig {
 }
 
 pub fn open(config: &AwsConfig, sdk: &aws_config::SdkConfig) -> anyhow::Result<Adapters> {
-    let overridden;
-    let sdk = match &config.endpoint_url {
-        Some(url) => {
-            overridden = sdk.to_builder().endpoint_url(url).build();
-            &overridden
-        }
-        None => sdk,
-    };
     let region = sdk.region().map(ToString::to_string).context("no AWS region: set AWS_REGION")?;
     let issuer = config
         .issuer
         .clone()
         .unwrap_or_else(|| format!("https://cognito-idp.{region}.amazonaws.com/{}", config.user_pool_id));
-    let jwks_url = config.jwks_url.clone().unwrap_or_else(|| match sdk.endpoint_url() {
+    let endpoint = config.endpoint_url.as_deref().or(sdk.endpoint_url());
+    let jwks_url = config.jwks_url.clone().unwrap_or_else(|| match endpoint {
         // Emulators serve the keys under their own endpoint.
         Some(endpoint) => format!("{}/{}/.well-known/jwks.json", endpoint.trim_end_matches('/'), config.user_pool_id),
         None => format!("{issuer}/.well-known/jwks.json"),
@@ -82,7 +75,6 @@ pub fn open(config: &AwsConfig, sdk: &aws_config::SdkConfig) -> anyhow::Result<A
     let verifier = CognitoTokenVerifier::new(issuer, jwks_url, config.client_id.clone())?;
     // Each client's own configuration: an endpoint set there wins over the
     // environment's AWS_ENDPOINT_URL, which service clients otherwise re-read.
-    let endpoint = config.endpoint_url.as_deref();
     let cognito = {
         let builder = aws_sdk_cognitoidentityprovider::config::Builder::from(sdk);
         aws_sdk_cognitoidentityprovider::Client::from_conf(

@@ -93,6 +93,6 @@ pub async fn resend(
     responses((status = 200, description = "The caller", body = crate::wire::ProfileResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
 )]
 pub async fn me(State(state): State<AppState>, caller: Authenticated) -> Result<Json<ProfileResponse>, ApiError> {
-    let profile = state.service.profile(&caller.0.sub).await?;
+    let profile = state.service.profile(caller.0).await?;
     Ok(Json(ProfileResponse::from(&profile)))
 }
