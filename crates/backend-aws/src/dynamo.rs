@@ -30,7 +30,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use domain::invitation::Reservable;
 use domain::{
     CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, QuotaCharge,
-    Reservation, ReservationNonce, ReserveOutcome, StoredStatus, UserSub,
+    Reservation, ReservationNonce, ReserveOutcome, Standing, StoredStatus, UserSub,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -661,16 +661,31 @@ impl InvitationStore for DynamoInvitationStore {
         Ok(())
     }
 
-    async fn invites_remaining(&self, sub: &UserSub, initial: u32) -> Result<u32, Error> {
-        let profile = self.get_item(profile_key(sub)).await?;
-        Ok(profile
-            .as_ref()
-            .and_then(|p| get_n(p, "remaining"))
-            .map_or(initial, |remaining| u32::try_from(remaining).unwrap_or(0)))
+    async fn check_ready(&self) -> Result<(), Error> {
+        let table = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .map_err(|e| unexpected(e, "DynamoDB DescribeTable"))?;
+        let status = table.table.and_then(|t| t.table_status);
+        match status {
+            Some(aws_sdk_dynamodb::types::TableStatus::Active | aws_sdk_dynamodb::types::TableStatus::Updating) => {
+                Ok(())
+            }
+            other => Err(Error::unexpected(format!("table {} is {other:?}", self.table))),
+        }
     }
 
-    async fn invited_by(&self, sub: &UserSub) -> Result<Option<Inviter>, Error> {
+    async fn standing(&self, sub: &UserSub, initial_quota: u32) -> Result<Standing, Error> {
         let profile = self.get_item(profile_key(sub)).await?;
-        Ok(profile.as_ref().and_then(|p| get_s(p, "invited_by")).map(parse_inviter))
+        Ok(Standing {
+            invites_remaining: profile
+                .as_ref()
+                .and_then(|p| get_n(p, "remaining"))
+                .map_or(initial_quota, |remaining| u32::try_from(remaining).unwrap_or(0)),
+            invited_by: profile.as_ref().and_then(|p| get_s(p, "invited_by")).map(parse_inviter),
+        })
     }
 }

@@ -21,7 +21,7 @@ use pool::LocalUserPool;
 use store::SqliteInvitationStore;
 use tokens::TokenIssuer;
 
-pub use hashing::HashingCost;
+pub use hashing::{HashingCapacity, HashingCost};
 pub use mailer::{OUTBOX_DIR, outbox_messages};
 pub use tokens::CLIENT_ID;
 
@@ -31,7 +31,7 @@ pub struct EmbeddedConfig {
     pub issuer: String,
     pub policy: SignUpPolicy,
     pub hashing_cost: HashingCost,
-    pub max_concurrent_hashes: usize,
+    pub hashing_capacity: HashingCapacity,
     pub smtp_url: Option<domain::SecretString>,
     pub mail_from: String,
 }
@@ -79,7 +79,8 @@ pub fn open(config: &EmbeddedConfig) -> anyhow::Result<Adapters> {
         Some(url) => Arc::new(SmtpMailer::new(url.expose(), from)?),
         None => Arc::new(OutboxMailer::new(&config.data_dir, from)?),
     };
-    let hashing = PasswordHashing::new(config.hashing_cost, config.max_concurrent_hashes)?;
+    let hashing = PasswordHashing::new(config.hashing_cost, config.hashing_capacity)?;
+    let hashing_load = hashing.load();
     let pool = LocalUserPool::new(db.clone(), hashing, tokens, code_hasher.clone(), Arc::clone(&mailer), config.policy);
     Ok(Adapters {
         store: Arc::new(SqliteInvitationStore::new(db)),
@@ -88,5 +89,6 @@ pub fn open(config: &EmbeddedConfig) -> anyhow::Result<Adapters> {
         // One process serves one data dir: its counts can live in memory.
         attempts: Arc::new(domain::limiter::MemoryAttemptCounter::default()),
         codes: code_hasher,
+        hashing_load: Some(hashing_load),
     })
 }

@@ -29,7 +29,7 @@ const CONFIRMATION_ATTEMPTS: u32 = 5;
 pub struct LocalUserPool {
     db: Db,
     hashing: PasswordHashing,
-    tokens: TokenIssuer,
+    tokens: Arc<TokenIssuer>,
     codes: CodeHasher,
     mailer: Arc<dyn Mailer>,
     policy: SignUpPolicy,
@@ -44,7 +44,18 @@ impl LocalUserPool {
         mailer: Arc<dyn Mailer>,
         policy: SignUpPolicy,
     ) -> Self {
-        Self { db, hashing, tokens, codes, mailer, policy }
+        Self { db, hashing, tokens: Arc::new(tokens), codes, mailer, policy }
+    }
+
+    /// Signs the ID and access tokens on a blocking thread: two RS256
+    /// signatures are about a millisecond and a half of CPU, too long for an
+    /// async worker.
+    async fn sign_tokens(&self, user: &UserRecord, now: OffsetDateTime) -> Result<(SecretString, SecretString), Error> {
+        let tokens = Arc::clone(&self.tokens);
+        let (sub, email, verified) = (user.sub.clone(), user.email.clone(), user.email_verified);
+        tokio::task::spawn_blocking(move || tokens.issue(&sub, &email, verified, now))
+            .await
+            .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("signing task failed")))?
     }
 
     async fn send_confirmation_code(&self, email: &Email, code: &str) {
@@ -58,7 +69,7 @@ impl LocalUserPool {
     async fn find_user(&self, column: &'static str, value: &str) -> Result<Option<UserRecord>, Error> {
         let value = value.to_owned();
         self.db
-            .call(move |conn| {
+            .read(move |conn| {
                 conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1"), [value], user_from_row)
                     .optional()
                     .map_err(db_err)
@@ -215,6 +226,10 @@ impl UserPool for LocalUserPool {
         Ok(SignUpOutcome { sub, confirmed })
     }
 
+    async fn check_ready(&self) -> Result<(), Error> {
+        self.db.check_writable().await
+    }
+
     async fn delete_unconfirmed(&self, user: &UserRecord) -> Result<(), Error> {
         let sub = user.sub.clone();
         self.db
@@ -298,7 +313,7 @@ impl UserPool for LocalUserPool {
         let target = email.clone();
         let user: Option<(UserRecord, String)> = self
             .db
-            .call(move |conn| {
+            .read(move |conn| {
                 conn.query_row(
                     &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1"),
                     [target.as_str()],
@@ -321,8 +336,9 @@ impl UserPool for LocalUserPool {
         if user.status != UserStatus::Confirmed {
             return Err(Error::UserNotConfirmed);
         }
-        let (id_token, access_token) = self.tokens.issue(&user.sub, &user.email, user.email_verified, now)?;
-        let refresh_token = self.issue_refresh_token(&user.sub, now).await?;
+        // The signatures and the refresh token's commit overlap.
+        let ((id_token, access_token), refresh_token) =
+            tokio::try_join!(self.sign_tokens(&user, now), self.issue_refresh_token(&user.sub, now))?;
         Ok(Tokens {
             id_token,
             access_token,
@@ -335,7 +351,7 @@ impl UserPool for LocalUserPool {
         let hash = refresh_token_hash(refresh_token.expose());
         let user = self
             .db
-            .call(move |conn| {
+            .read(move |conn| {
                 conn.query_row(
                     "SELECT u.sub, u.email, u.status, u.email_verified, u.created_at FROM refresh_tokens t \
                      JOIN users u ON u.sub = t.sub \
@@ -348,7 +364,7 @@ impl UserPool for LocalUserPool {
             })
             .await?
             .ok_or(Error::NotAuthorized)?;
-        let (id_token, access_token) = self.tokens.issue(&user.sub, &user.email, user.email_verified, now)?;
+        let (id_token, access_token) = self.sign_tokens(&user, now).await?;
         Ok(Tokens {
             id_token,
             access_token,
@@ -385,7 +401,7 @@ impl UserPool for LocalUserPool {
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, Error> {
         self.db
-            .call(|conn| {
+            .read(|conn| {
                 let mut stmt = conn
                     .prepare(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY created_at, rowid"))
                     .map_err(db_err)?;

@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use domain::invitation::Reservable;
 use domain::{
     CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, QuotaCharge,
-    Reservation, ReservationNonce, ReserveOutcome, StoredStatus, UserSub,
+    Reservation, ReservationNonce, ReserveOutcome, Standing, StoredStatus, UserSub,
 };
 use rusqlite::{OptionalExtension, Row, Transaction, params};
 use time::OffsetDateTime;
@@ -163,7 +163,7 @@ impl InvitationStore for SqliteInvitationStore {
     async fn get(&self, id: &InvitationId) -> Result<Option<Invitation>, Error> {
         let id = id.clone();
         self.db
-            .call(move |conn| {
+            .read(move |conn| {
                 conn.query_row(
                     &format!("SELECT {COLUMNS} FROM invitations WHERE id = ?1"),
                     [id.as_str()],
@@ -178,7 +178,7 @@ impl InvitationStore for SqliteInvitationStore {
     async fn latest_for_email(&self, email: &Email) -> Result<Option<Invitation>, Error> {
         let email = email.clone();
         self.db
-            .call(move |conn| {
+            .read(move |conn| {
                 conn.query_row(
                     &format!("SELECT {COLUMNS} FROM invitations WHERE email = ?1 ORDER BY created_at DESC, rowid DESC LIMIT 1"),
                     [email.as_str()],
@@ -193,7 +193,7 @@ impl InvitationStore for SqliteInvitationStore {
     async fn list(&self, inviter: Option<&Inviter>) -> Result<Vec<Invitation>, Error> {
         let filter = inviter.cloned();
         self.db
-            .call(move |conn| {
+            .read(move |conn| {
                 let (sql, arg) = match &filter {
                     None => (format!("SELECT {COLUMNS} FROM invitations ORDER BY created_at DESC, rowid DESC"), None),
                     Some(Inviter::Operator) => (
@@ -363,30 +363,28 @@ impl InvitationStore for SqliteInvitationStore {
             .await
     }
 
-    async fn invites_remaining(&self, sub: &UserSub, initial: u32) -> Result<u32, Error> {
-        let sub = sub.clone();
-        self.db
-            .call(move |conn| {
-                let remaining: Option<u32> = conn
-                    .query_row("SELECT remaining FROM invite_quotas WHERE sub = ?1", [sub.as_str()], |row| row.get(0))
-                    .optional()
-                    .map_err(db_err)?;
-                Ok(remaining.unwrap_or(initial))
-            })
-            .await
+    async fn check_ready(&self) -> Result<(), Error> {
+        self.db.check_writable().await
     }
 
-    async fn invited_by(&self, sub: &UserSub) -> Result<Option<Inviter>, Error> {
+    async fn standing(&self, sub: &UserSub, initial_quota: u32) -> Result<Standing, Error> {
         let sub = sub.clone();
         self.db
-            .call(move |conn| {
-                let inviter: Option<Option<String>> = conn
-                    .query_row("SELECT inviter_sub FROM invitations WHERE redeemed_by = ?1", [sub.as_str()], |row| {
-                        row.get(0)
-                    })
-                    .optional()
+            .read(move |conn| {
+                // One statement: each subquery finds its row through an index.
+                let (remaining, redeemed, inviter): (Option<u32>, bool, Option<String>) = conn
+                    .query_row(
+                        "SELECT (SELECT remaining FROM invite_quotas WHERE sub = ?1), \
+                                EXISTS (SELECT 1 FROM invitations WHERE redeemed_by = ?1), \
+                                (SELECT inviter_sub FROM invitations WHERE redeemed_by = ?1)",
+                        [sub.as_str()],
+                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?)),
+                    )
                     .map_err(db_err)?;
-                Ok(inviter.map(|i| i.map_or(Inviter::Operator, |s| Inviter::User(UserSub::new(s)))))
+                Ok(Standing {
+                    invites_remaining: remaining.unwrap_or(initial_quota),
+                    invited_by: redeemed.then(|| inviter.map_or(Inviter::Operator, |s| Inviter::User(UserSub::new(s)))),
+                })
             })
             .await
     }

@@ -19,7 +19,8 @@ pub use invitation::{Invitation, InvitationId, InvitationStatus, Inviter, NewInv
 pub use nonce::ReservationNonce;
 pub use password::{Password, PasswordPolicy, PasswordPolicyViolation};
 pub use ports::{
-    Adapters, AttemptCounter, AttemptKey, InvitationStore, Mailer, OutgoingEmail, QuotaCharge, ReserveOutcome, UserPool,
+    Adapters, AttemptCounter, AttemptKey, HashingLoad, InvitationStore, Mailer, OutgoingEmail, QuotaCharge,
+    ReserveOutcome, Standing, UserPool,
 };
 pub use presignup::{PreSignUpDecision, PreSignUpFacts, SignUpPolicy, Trigger};
 pub use user::{

@@ -67,14 +67,25 @@ pub trait InvitationStore: Send + Sync {
         created: Option<&UserSub>,
         now: OffsetDateTime,
     ) -> Result<(), Error>;
-    /// Invites `sub` may still send (`initial` if they never sent one).
-    async fn invites_remaining(&self, sub: &UserSub, initial: u32) -> Result<u32, Error>;
-    /// Who invited this user, if they came in by invitation.
-    async fn invited_by(&self, sub: &UserSub) -> Result<Option<Inviter>, Error>;
+    /// Whether the store can take a write now (for `/readyz`).
+    async fn check_ready(&self) -> Result<(), Error>;
+    /// The user's place in the invitation tree, in one read.
+    async fn standing(&self, sub: &UserSub, initial_quota: u32) -> Result<Standing, Error>;
+}
+
+/// What the invitations say about one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standing {
+    /// Invites they may still send (the initial quota if they never sent one).
+    pub invites_remaining: u32,
+    /// Who invited them, if they came in by invitation.
+    pub invited_by: Option<Inviter>,
 }
 
 #[async_trait]
 pub trait UserPool: Send + Sync {
+    /// Whether the pool answers now (for `/readyz`).
+    async fn check_ready(&self) -> Result<(), Error>;
     /// Removes an account that [`UserRecord::gives_way_to_invitation`], so an
     /// invited sign-up can take the address. Only unconfirmed accounts are
     /// removed, whatever the caller read before.
@@ -146,4 +157,17 @@ pub struct Adapters {
     pub mailer: std::sync::Arc<dyn Mailer>,
     pub attempts: std::sync::Arc<dyn AttemptCounter>,
     pub codes: crate::CodeHasher,
+    /// How busy local password hashing is; `None` where the pool hashes elsewhere (Cognito).
+    pub hashing_load: Option<std::sync::Arc<HashingLoad>>,
+}
+
+/// Counters of the local password-hashing queue, read by `/metrics`.
+#[derive(Debug, Default)]
+pub struct HashingLoad {
+    /// Hashes waiting for a worker.
+    pub queued: std::sync::atomic::AtomicUsize,
+    /// Hashes being computed.
+    pub running: std::sync::atomic::AtomicUsize,
+    /// Hashes refused because the queue was full (503 `unavailable`).
+    pub refused: std::sync::atomic::AtomicU64,
 }

@@ -86,6 +86,28 @@ pub struct EmbeddedArgs {
     /// outbox folder. Prefer the environment variable: flags show up in `ps`.
     #[arg(long, env = "INVITEGATE_SMTP_URL", hide_env_values = true, global = true)]
     pub smtp_url: Option<SecretString>,
+    /// Threads that hash passwords (argon2id, 19 MiB each while busy; default: one per core).
+    #[arg(long, env = "INVITEGATE_HASHING_THREADS", global = true,
+          value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub hashing_threads: Option<u16>,
+    /// Sign-ups and sign-ins that may wait for a hashing thread; beyond this they are refused at
+    /// once with 503 `unavailable` and `Retry-After` (default: 32 per hashing thread).
+    #[arg(long, env = "INVITEGATE_MAX_QUEUED_HASHES", global = true,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub max_queued_hashes: Option<u32>,
+}
+
+impl EmbeddedArgs {
+    fn hashing_capacity(&self) -> backend_embedded::HashingCapacity {
+        let mut capacity = backend_embedded::HashingCapacity::for_this_machine();
+        if let Some(threads) = self.hashing_threads {
+            capacity = backend_embedded::HashingCapacity::with_threads(usize::from(threads));
+        }
+        if let Some(max_queued) = self.max_queued_hashes {
+            capacity.max_queued = max_queued as usize;
+        }
+        capacity
+    }
 }
 
 /// Required on AWS unless marked optional; `deploy/env-from-stack.sh` prints them from the stack.
@@ -248,6 +270,7 @@ pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Res
             smtp_url: common.embedded.smtp_url.clone(),
             mail_from: common.mail_from.clone().unwrap_or_else(|| DEFAULT_MAIL_FROM.to_owned()),
             hashing_cost: backend_embedded::HashingCost::OWASP,
+            hashing_capacity: common.embedded.hashing_capacity(),
         }),
         BackendKind::Aws => Backend::Aws(common.aws.to_config(common.mail_from.as_deref())?),
     };

@@ -11,8 +11,8 @@ use domain::invitation::whole_seconds;
 use domain::{
     AccessCode, Adapters, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStatus, InvitationStore,
     Inviter, Mailer, NewInvitation, Password, PasswordPolicy, QuotaCharge, Reservation, ReservationNonce,
-    ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, Tokens, UserPool, UserRecord, UserStatus,
-    UserSub, messages,
+    ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, Standing, Tokens, UserPool, UserRecord,
+    UserStatus, UserSub, messages,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -114,7 +114,7 @@ impl Invitegate {
         public_url: String,
         limits: AttemptLimits,
     ) -> Self {
-        let Adapters { store, pool, mailer, attempts, codes } = adapters;
+        let Adapters { store, pool, mailer, attempts, codes, hashing_load: _ } = adapters;
         let guard = Arc::new(FailureGuard::new(limits, attempts));
         Self { store, pool, mailer, codes, clock, settings, public_url, guard }
     }
@@ -494,8 +494,8 @@ impl Invitegate {
 
     /// `user` as `authenticate` read it: no second lookup.
     pub async fn profile(&self, user: UserRecord) -> Result<Profile, Error> {
-        let invites_remaining = self.store.invites_remaining(&user.sub, self.settings.default_invite_quota).await?;
-        let invited_by = self.store.invited_by(&user.sub).await?;
+        let Standing { invites_remaining, invited_by } =
+            self.store.standing(&user.sub, self.settings.default_invite_quota).await?;
         Ok(Profile { user, invites_remaining, invited_by })
     }
 }

@@ -11,7 +11,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
-use backend_embedded::{EmbeddedConfig, HashingCost};
+use backend_embedded::{EmbeddedConfig, HashingCapacity, HashingCost};
 use domain::{Adapters, SignUpPolicy};
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
@@ -44,6 +44,7 @@ pub struct EmbeddedSettings {
     pub smtp_url: Option<domain::SecretString>,
     pub mail_from: String,
     pub hashing_cost: HashingCost,
+    pub hashing_capacity: HashingCapacity,
 }
 
 /// Everything needed to build the service; `config.rs` fills it from the CLI, tests directly.
@@ -75,7 +76,7 @@ pub async fn open_backend(backend: &Backend, public_url: &str, policy: SignUpPol
             issuer: public_url.to_owned(),
             policy,
             hashing_cost: embedded.hashing_cost,
-            max_concurrent_hashes: std::thread::available_parallelism().map_or(2, |n| n.get()),
+            hashing_capacity: embedded.hashing_capacity,
             smtp_url: embedded.smtp_url.clone(),
             mail_from: embedded.mail_from.clone(),
         }),

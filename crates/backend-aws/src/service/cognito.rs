@@ -228,6 +228,17 @@ impl UserPool for CognitoUserPool {
         self.cognito_sign_up(&request).await
     }
 
+    async fn check_ready(&self) -> Result<(), Error> {
+        self.client
+            .describe_user_pool_client()
+            .user_pool_id(&self.user_pool_id)
+            .client_id(&self.client_id)
+            .send()
+            .await
+            .map_err(|e| other(e, "Cognito DescribeUserPoolClient"))?;
+        Ok(())
+    }
+
     async fn delete_unconfirmed(&self, user: &UserRecord) -> Result<(), Error> {
         // Read again just before: AdminDeleteUser has no condition of its own.
         match self.get_user(user.sub.as_str()).await? {

@@ -103,5 +103,6 @@ pub fn open(config: &AwsConfig, sdk: &aws_config::SdkConfig) -> anyhow::Result<A
         pool: Arc::new(pool),
         mailer: Arc::new(SesMailer::new(ses, config.mail_from.clone())),
         codes: parse_code_key(&config.code_key)?,
+        hashing_load: None,
     })
 }

@@ -61,6 +61,7 @@ pub fn test_config(data_dir: &Path) -> AppConfig {
             smtp_url: None,
             mail_from: "invitegate <no-reply@invitegate.test>".into(),
             hashing_cost: HashingCost::INSECURE_FAST,
+            hashing_capacity: backend_embedded::HashingCapacity::with_threads(2),
         }),
         listen: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
