@@ -28,7 +28,13 @@ async fn run_serve(common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<()>
     let unused = common.backend == BackendKind::Embedded && backend_embedded::is_unused(data_dir)?;
     let app = Application::build(app_config(common, Some(serve))?, Arc::new(SystemClock)).await?;
     tracing::info!(address = %app.address(), data_dir = %data_dir.display(), policy = common.policy.as_str(), "invitegate is listening");
-    if unused {
+    if unused && common.log_format == crate::telemetry::LogFormat::Json {
+        // Log readers expect one JSON object per line: the hint becomes an event.
+        tracing::info!(
+            hint = %format!("invitegate --data-dir {} invite create you@example.com", data_dir.display()),
+            "no users or invitations yet: invite yourself, then sign up with the emailed code"
+        );
+    } else if unused {
         eprintln!(
             "\ninvitegate has no users or invitations yet. To invite yourself, run in another terminal:\n\n    \
              invitegate --data-dir {dir} invite create you@example.com\n    \

@@ -71,6 +71,9 @@ pub struct CommonArgs {
     /// identity; embedded default: "invitegate <no-reply@invitegate.localhost>").
     #[arg(long, env = ENV_MAIL_FROM, global = true)]
     pub mail_from: Option<String>,
+    /// How log lines are written to standard error (`RUST_LOG` filters them).
+    #[arg(long, env = "INVITEGATE_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    pub log_format: crate::telemetry::LogFormat,
     #[command(flatten, next_help_heading = "Embedded backend")]
     pub embedded: EmbeddedArgs,
     #[command(flatten, next_help_heading = "AWS backend (--backend aws)")]
@@ -212,6 +215,10 @@ pub struct ServeArgs {
     /// header names the client for attempt limits; other peers' headers are ignored.
     #[arg(long, env = "INVITEGATE_TRUSTED_PROXIES", value_delimiter = ',')]
     pub trusted_proxies: Vec<ipnet::IpNet>,
+    /// Serve `GET /metrics` on this address only (a private port for the scraper) instead
+    /// of beside the API.
+    #[arg(long, env = "INVITEGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 impl ServeArgs {
@@ -290,5 +297,6 @@ pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Res
         max_body_bytes: serve.map_or(DEFAULT_MAX_BODY_BYTES, |s| s.max_body_bytes),
         connection_limits: serve.map_or_else(ConnectionLimits::for_this_process, ServeArgs::connection_limits),
         trusted_proxies: TrustedProxies::new(serve.map(|s| s.trusted_proxies.clone()).unwrap_or_default()),
+        metrics_listen: serve.and_then(|s| s.metrics_listen),
     })
 }

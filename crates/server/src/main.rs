@@ -2,6 +2,7 @@ use clap::Parser;
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    server::telemetry::init("info");
-    server::cli::run(server::config::Cli::parse()).await
+    let cli = server::config::Cli::parse();
+    server::telemetry::init("info", cli.common.log_format);
+    server::cli::run(cli).await
 }

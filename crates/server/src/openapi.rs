@@ -13,6 +13,8 @@ use crate::wire;
     info(title = "invitegate", description = "Invite-only sign-up: invitations by email, sign-up with an access code, sign-in."),
     paths(
         meta::healthz,
+        meta::readyz,
+        meta::metrics,
         meta::jwks,
         meta::openapi_json,
         auth::sign_up,

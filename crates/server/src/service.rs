@@ -18,16 +18,21 @@ use time::{Duration, OffsetDateTime};
 
 use crate::clock::Clock;
 use crate::limits::{AttemptLimits, FailureGuard, Subject};
+use crate::metrics::{InvitationOutcome, Metrics};
 
 /// Runs `work` in a task of its own and waits for it: if the caller is
 /// dropped (a client hung up, a timeout fired), the work still runs to its
-/// end, so a use case is never cut between two of its steps.
+/// end, so a use case is never cut between two of its steps. It runs in the
+/// caller's span, so its log lines keep the request's id.
 async fn to_completion<T, F>(work: F) -> Result<T, Error>
 where
     T: Send + 'static,
     F: Future<Output = Result<T, Error>> + Send + 'static,
 {
-    tokio::spawn(work).await.unwrap_or_else(|e| Err(Error::Unexpected(anyhow::Error::new(e).context("use-case task"))))
+    use tracing::Instrument as _;
+    tokio::spawn(work.in_current_span())
+        .await
+        .unwrap_or_else(|e| Err(Error::Unexpected(anyhow::Error::new(e).context("use-case task"))))
 }
 
 /// How far the pool's clock (Cognito's) and ours may disagree when comparing creation times.
@@ -93,6 +98,11 @@ pub struct SignUpForm {
     pub access_code: Option<String>,
 }
 
+/// How long `/readyz` waits for the backend.
+const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
+/// What a load balancer is told to wait before asking again.
+const READINESS_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct Invitegate {
     store: Arc<dyn InvitationStore>,
@@ -104,6 +114,7 @@ pub struct Invitegate {
     /// Base of invitation links; known only once the listener is bound.
     public_url: String,
     guard: Arc<FailureGuard>,
+    metrics: Arc<Metrics>,
 }
 
 impl Invitegate {
@@ -114,9 +125,33 @@ impl Invitegate {
         public_url: String,
         limits: AttemptLimits,
     ) -> Self {
-        let Adapters { store, pool, mailer, attempts, codes, hashing_load: _ } = adapters;
+        let Adapters { store, pool, mailer, attempts, codes, hashing_load } = adapters;
         let guard = Arc::new(FailureGuard::new(limits, attempts));
-        Self { store, pool, mailer, codes, clock, settings, public_url, guard }
+        let metrics = Arc::new(Metrics::new(hashing_load));
+        Self { store, pool, mailer, codes, clock, settings, public_url, guard, metrics }
+    }
+
+    /// The counters `/metrics` shows; requests are recorded by the HTTP layer.
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Whether the backend can serve now: the store takes a write and the pool
+    /// answers, within `READINESS_TIMEOUT`. The cause is logged, never shown.
+    pub async fn ready(&self) -> Result<(), Error> {
+        let checks = async { tokio::try_join!(self.store.check_ready(), self.pool.check_ready()) };
+        let not_ready = Error::Unavailable { retry_after: READINESS_RETRY };
+        match tokio::time::timeout(READINESS_TIMEOUT, checks).await {
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                tracing::warn!(error = ?e, "not ready");
+                Err(not_ready)
+            }
+            Err(_) => {
+                tracing::warn!(timeout = ?READINESS_TIMEOUT, "not ready: the backend did not answer in time");
+                Err(not_ready)
+            }
+        }
     }
 
     /// Runs an attempt at a secret, counted against `subject` and `client`
@@ -147,13 +182,16 @@ impl Invitegate {
         let code = code.map(|c| AccessCode::parse(&c).map_err(|_| Error::InvalidAccessCode)).transpose();
         let service = self.clone();
         let email = form.email;
-        self.attempt(Subject::SignUp(email.clone()), client, async move {
-            match code? {
-                Some(code) => service.invited_sign_up(email, password, code).await,
-                None => service.open_sign_up(email, password).await,
-            }
-        })
-        .await
+        let outcome = self
+            .attempt(Subject::SignUp(email.clone()), client, async move {
+                match code? {
+                    Some(code) => service.invited_sign_up(email, password, code).await,
+                    None => service.open_sign_up(email, password).await,
+                }
+            })
+            .await?;
+        self.metrics.sign_up();
+        Ok(outcome)
     }
 
     /// Without a code the account is left unconfirmed, even while an invitee's
@@ -235,6 +273,7 @@ impl Invitegate {
             }
             Ok(outcome) => {
                 self.store.complete(reservation, &outcome.sub, now).await?;
+                self.metrics.invitation(InvitationOutcome::Redeemed);
                 tracing::info!(sub = %outcome.sub, invitation = %reservation.invitation_id, "invited user signed up");
                 Ok(outcome)
             }
@@ -306,8 +345,11 @@ impl Invitegate {
         let email = Email::parse(email).map_err(|_| Error::NotAuthorized)?;
         let pool = Arc::clone(&self.pool);
         let now = self.clock.now();
-        self.attempt(Subject::Email(email.clone()), client, async move { pool.sign_in(&email, &password, now).await })
-            .await
+        let tokens = self
+            .attempt(Subject::Email(email.clone()), client, async move { pool.sign_in(&email, &password, now).await })
+            .await;
+        self.metrics.sign_in(tokens.is_ok());
+        tokens
     }
 
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, Error> {
@@ -402,6 +444,7 @@ impl Invitegate {
             return Err(e);
         }
         tracing::info!(invitation = %invitation.id, "invitation sent");
+        self.metrics.invitation(InvitationOutcome::Created);
         Ok(self.summary(&invitation))
     }
 
@@ -421,6 +464,7 @@ impl Invitegate {
     pub async fn revoke(&self, actor: &Actor, target: &InvitationRef) -> Result<InvitationSummary, Error> {
         let invitation = self.owned(actor, target).await?;
         let revoked = self.store.revoke(&invitation.id, self.clock.now()).await?;
+        self.metrics.invitation(InvitationOutcome::Revoked);
         Ok(self.summary(&revoked))
     }
 
@@ -449,6 +493,7 @@ impl Invitegate {
             return Err(e);
         }
         tracing::info!(invitation = %rotated.id, "invitation re-sent with a new code");
+        self.metrics.invitation(InvitationOutcome::Resent);
         Ok(self.summary(&rotated))
     }
 

@@ -25,6 +25,7 @@ use crate::limits::AttemptLimits;
 use crate::routes::{auth, invitations, meta};
 use crate::serve::ConnectionLimits;
 use crate::service::{Invitegate, ServiceSettings};
+use crate::telemetry;
 use crate::wire::ErrorCode;
 
 /// Where users and invitations live.
@@ -61,6 +62,8 @@ pub struct AppConfig {
     pub connection_limits: ConnectionLimits,
     /// Proxies whose `X-Forwarded-For` / `Forwarded` name the client.
     pub trusted_proxies: TrustedProxies,
+    /// Where `/metrics` is served instead of beside the API, if set.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Clone)]
@@ -99,8 +102,9 @@ pub fn default_public_url(listen: SocketAddr) -> String {
 }
 
 pub fn router(state: AppState, config: &AppConfig) -> anyhow::Result<Router> {
-    let api = Router::new()
+    let mut api = Router::new()
         .route("/healthz", get(meta::healthz))
+        .route("/readyz", get(meta::readyz))
         .route("/openapi.json", get(meta::openapi_json))
         .route("/.well-known/jwks.json", get(meta::jwks))
         .route("/sign_up", post(auth::sign_up))
@@ -112,9 +116,11 @@ pub fn router(state: AppState, config: &AppConfig) -> anyhow::Result<Router> {
         .route("/me", get(invitations::me))
         .route("/invitations", post(invitations::create).get(invitations::list))
         .route("/invitations/{id}", delete(invitations::revoke))
-        .route("/invitations/{id}/resend", post(invitations::resend))
-        .fallback(meta::not_found)
-        .with_state(state);
+        .route("/invitations/{id}/resend", post(invitations::resend));
+    if config.metrics_listen.is_none() {
+        api = api.route("/metrics", get(meta::metrics));
+    }
+    let api = api.fallback(meta::not_found).with_state(state.clone());
     let origins = config
         .cors_origins
         .iter()
@@ -126,15 +132,24 @@ pub fn router(state: AppState, config: &AppConfig) -> anyhow::Result<Router> {
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION]);
     // Spans carry the path only: query strings (such as a pasted sign-up link) may hold codes.
-    let trace = TraceLayer::new_for_http().make_span_with(
-        |request: &Request<_>| tracing::info_span!("request", method = %request.method(), path = %request.uri().path()),
-    );
+    let trace = TraceLayer::new_for_http().make_span_with(|request: &Request<_>| {
+        let id = request.headers().get(telemetry::REQUEST_ID).and_then(|v| v.to_str().ok()).unwrap_or("-");
+        tracing::info_span!("request", request_id = %id, method = %request.method(), path = %request.uri().path())
+    });
+    // The last layer added runs first: the id is set before the span is made.
     Ok(api
         .layer(DefaultBodyLimit::max(config.max_body_bytes))
         .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout))
         .layer(axum::middleware::map_response(json_for_bare_errors))
+        .layer(axum::middleware::from_fn_with_state(state, telemetry::record_metrics))
         .layer(cors)
-        .layer(trace))
+        .layer(trace)
+        .layer(axum::middleware::from_fn(telemetry::request_id)))
+}
+
+/// The router of the separate metrics address.
+fn metrics_router(state: AppState) -> Router {
+    Router::new().route("/metrics", get(meta::metrics)).fallback(meta::not_found).with_state(state)
 }
 
 /// Errors produced outside our handlers (405 from routing, 408 from the
@@ -164,6 +179,7 @@ async fn json_for_bare_errors(response: Response) -> Response {
 
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     router: Router,
     service: Invitegate,
     adapters: Adapters,
@@ -178,6 +194,10 @@ impl Application {
         let listener =
             TcpListener::bind(config.listen).await.with_context(|| format!("listening on {}", config.listen))?;
         let address = listener.local_addr()?;
+        let metrics_listener = match config.metrics_listen {
+            Some(at) => Some(TcpListener::bind(at).await.with_context(|| format!("listening for metrics on {at}"))?),
+            None => None,
+        };
         if config.public_url.is_none() && address.ip().is_unspecified() {
             tracing::warn!(%address, "listening on all interfaces without --public-url: invitation links will name {address}, which invitees cannot open; set INVITEGATE_PUBLIC_URL");
         }
@@ -188,6 +208,7 @@ impl Application {
         let router = router(AppState { service: service.clone() }, &config)?;
         Ok(Self {
             listener,
+            metrics_listener,
             router,
             service,
             adapters,
@@ -207,12 +228,26 @@ impl Application {
         self.address
     }
 
+    /// Where `/metrics` is served when it has an address of its own.
+    pub fn metrics_address(&self) -> Option<SocketAddr> {
+        self.metrics_listener.as_ref().and_then(|l| l.local_addr().ok())
+    }
+
     pub fn service(&self) -> &Invitegate {
         &self.service
     }
 
     /// Serves until `shutdown` completes, then lets in-flight requests finish.
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        if let Some(listener) = self.metrics_listener {
+            // Lives as long as the process: a scraper may read the last figures while the API drains.
+            let metrics = metrics_router(AppState { service: self.service.clone() });
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(listener, metrics).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
         crate::serve::serve(self.listener, self.router, self.connection_limits, self.trusted_proxies, shutdown)
             .await
             .context("serving HTTP")

@@ -18,6 +18,30 @@ pub async fn healthz() -> Json<HealthResponse> {
     Json(HealthResponse { status: "ok".to_owned() })
 }
 
+/// Ready to serve: the database takes a write (embedded), or DynamoDB and
+/// Cognito answer (AWS). Not ready is 503 `unavailable` with `Retry-After`.
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    responses((status = 200, description = "Ready", body = crate::wire::HealthResponse), (status = 503, description = "Not ready (`unavailable`)", body = crate::wire::ErrorBody))
+)]
+pub async fn readyz(State(state): State<AppState>) -> Response {
+    match state.service.ready().await {
+        Ok(()) => Json(HealthResponse { status: "ready".to_owned() }).into_response(),
+        Err(e) => ApiError(e).into_response(),
+    }
+}
+
+/// Counters, gauges and latency histograms in the Prometheus text format.
+#[utoipa::path(get, path = "/metrics", responses((status = 200, description = "Metrics (OpenMetrics text)", body = String, content_type = "application/openmetrics-text")))]
+pub async fn metrics(State(state): State<AppState>) -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        state.service.metrics().render(),
+    )
+        .into_response()
+}
+
 #[utoipa::path(
     get,
     path = "/.well-known/jwks.json",

@@ -77,6 +77,7 @@ pub fn test_config(data_dir: &Path) -> AppConfig {
         max_body_bytes: 16 * 1024,
         connection_limits: server::serve::ConnectionLimits::for_this_process(),
         trusted_proxies: server::client_address::TrustedProxies::default(),
+        metrics_listen: None,
     }
 }
 

@@ -7,6 +7,7 @@ mod errors;
 mod flow;
 mod invitations;
 mod model;
+mod operations;
 mod proxies;
 mod secrets;
 mod session;

@@ -6,3 +6,4 @@ mod crash;
 mod delivery;
 mod faults;
 mod local;
+mod operations;
