@@ -59,6 +59,12 @@ CREATE TABLE invite_quotas (
 -- A user's refresh tokens are revoked and removed by sub: without this, a full scan.
 CREATE INDEX refresh_tokens_by_sub ON refresh_tokens (sub);
 "#,
+    r#"
+-- Expired tokens are purged on a schedule, found through this index; a
+-- signed-out token is deleted at once, so no revoked rows are kept.
+CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
+DELETE FROM refresh_tokens WHERE revoked_at IS NOT NULL;
+"#,
 ];
 
 /// Read connections: enough to keep both cores busy on reads while a write waits on fsync.
@@ -226,7 +232,9 @@ mod tests {
             "SELECT * FROM users WHERE sub = 's'",
             "SELECT * FROM refresh_tokens WHERE token_hash = x'00'",
             "DELETE FROM refresh_tokens WHERE sub = 's'",
-            "UPDATE refresh_tokens SET revoked_at = 1 WHERE sub = 's'",
+            "DELETE FROM refresh_tokens WHERE token_hash = x'00'",
+            "DELETE FROM refresh_tokens WHERE rowid IN \
+             (SELECT rowid FROM refresh_tokens WHERE expires_at <= 1 LIMIT 1000)",
             "SELECT * FROM invitations WHERE id = 'i'",
             "SELECT * FROM invitations WHERE email = 'a@example.com'",
             "SELECT * FROM invitations WHERE email = 'a@example.com' ORDER BY created_at DESC, rowid DESC LIMIT 1",

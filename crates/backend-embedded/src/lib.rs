@@ -1,5 +1,6 @@
 //! invitegate's embedded backend: everything on one machine, no cloud account.
 
+mod backup;
 mod db;
 mod hashing;
 mod mailer;
@@ -21,6 +22,7 @@ use pool::LocalUserPool;
 use store::SqliteInvitationStore;
 use tokens::TokenIssuer;
 
+pub use backup::{BackupSummary, backup, restore};
 pub use hashing::{HashingCapacity, HashingCost};
 pub use mailer::{OUTBOX_DIR, outbox_messages};
 pub use tokens::CLIENT_ID;

@@ -26,6 +26,9 @@ const CONFIRMATION_CODE_TTL: Duration = Duration::hours(24);
 /// Wrong confirmation codes allowed before a new code must be requested.
 const CONFIRMATION_ATTEMPTS: u32 = 5;
 
+/// Expired refresh tokens deleted per write transaction.
+const PURGE_BATCH: i64 = 1000;
+
 pub struct LocalUserPool {
     db: Db,
     hashing: PasswordHashing,
@@ -230,6 +233,28 @@ impl UserPool for LocalUserPool {
         self.db.check_writable().await
     }
 
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, Error> {
+        let mut purged = 0;
+        // In batches, each its own short write: sign-ups never wait long behind a purge.
+        loop {
+            let deleted = self
+                .db
+                .write(move |tx| {
+                    tx.execute(
+                        "DELETE FROM refresh_tokens WHERE rowid IN \
+                         (SELECT rowid FROM refresh_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+                        params![ts(now), PURGE_BATCH],
+                    )
+                    .map_err(db_err)
+                })
+                .await?;
+            purged += deleted as u64;
+            if (deleted as i64) < PURGE_BATCH {
+                return Ok(purged);
+            }
+        }
+    }
+
     async fn delete_unconfirmed(&self, user: &UserRecord) -> Result<(), Error> {
         let sub = user.sub.clone();
         self.db
@@ -373,15 +398,12 @@ impl UserPool for LocalUserPool {
         })
     }
 
-    async fn sign_out(&self, refresh_token: &SecretString, now: OffsetDateTime) -> Result<(), Error> {
+    async fn sign_out(&self, refresh_token: &SecretString, _now: OffsetDateTime) -> Result<(), Error> {
         let hash = refresh_token_hash(refresh_token.expose());
         self.db
             .write(move |tx| {
-                tx.execute(
-                    "UPDATE refresh_tokens SET revoked_at = ?2 WHERE token_hash = ?1 AND revoked_at IS NULL",
-                    params![hash.as_slice(), ts(now)],
-                )
-                .map_err(db_err)?;
+                tx.execute("DELETE FROM refresh_tokens WHERE token_hash = ?1", params![hash.as_slice()])
+                    .map_err(db_err)?;
                 Ok(())
             })
             .await

@@ -86,6 +86,9 @@ pub struct Standing {
 pub trait UserPool: Send + Sync {
     /// Whether the pool answers now (for `/readyz`).
     async fn check_ready(&self) -> Result<(), Error>;
+    /// Deletes what can no longer be used (expired refresh tokens); how many.
+    /// Pools that expire their own records (Cognito) do nothing.
+    async fn purge_expired(&self, now: OffsetDateTime) -> Result<u64, Error>;
     /// Removes an account that [`UserRecord::gives_way_to_invitation`], so an
     /// invited sign-up can take the address. Only unconfirmed accounts are
     /// removed, whatever the caller read before.

@@ -14,11 +14,18 @@ use crate::startup::{Application, build_service, default_public_url, shutdown_si
 use crate::wire::ErrorCode;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    run_writing_to(&cli, &mut std::io::stdout()).await
+}
+
+/// Runs the command; operator commands print their report to `out`.
+pub async fn run_writing_to(cli: &Cli, out: &mut impl std::io::Write) -> anyhow::Result<()> {
     match &cli.command {
         Command::Serve(serve) => run_serve(&cli.common, serve).await,
-        Command::Invite(command) => run_invite(&cli.common, command, &mut std::io::stdout()).await,
-        Command::Users(UsersCommand::List) => run_users(&cli.common, &mut std::io::stdout()).await,
-        Command::Outbox { count } => run_outbox(&cli.common, *count, &mut std::io::stdout()),
+        Command::Invite(command) => run_invite(&cli.common, command, out).await,
+        Command::Users(UsersCommand::List) => run_users(&cli.common, out).await,
+        Command::Backup { file } => run_backup(&cli.common, file, out),
+        Command::Restore { file } => run_restore(&cli.common, file, out),
+        Command::Outbox { count } => run_outbox(&cli.common, *count, out),
     }
 }
 
@@ -43,6 +50,45 @@ async fn run_serve(common: &CommonArgs, serve: &ServeArgs) -> anyhow::Result<()>
         );
     }
     app.run_until(shutdown_signal()).await
+}
+
+fn embedded_only(common: &CommonArgs, what: &str) -> anyhow::Result<()> {
+    if common.backend != BackendKind::Embedded {
+        anyhow::bail!(
+            "{what} is for the embedded backend; on AWS, back up the DynamoDB table (point-in-time recovery) \
+             and export the Cognito pool's users (see docs/aws.md)"
+        );
+    }
+    Ok(())
+}
+
+fn run_backup(common: &CommonArgs, file: &std::path::Path, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    embedded_only(common, "backup")?;
+    let summary = backend_embedded::backup(&common.embedded.data_dir, file)?;
+    writeln!(
+        out,
+        "backed up {} users and {} invitations ({} bytes of database, with the keys) to {}",
+        summary.users,
+        summary.invitations,
+        summary.database_bytes,
+        file.display()
+    )?;
+    Ok(())
+}
+
+fn run_restore(common: &CommonArgs, file: &std::path::Path, out: &mut impl std::io::Write) -> anyhow::Result<()> {
+    embedded_only(common, "restore")?;
+    let data_dir = &common.embedded.data_dir;
+    let summary = backend_embedded::restore(file, data_dir)?;
+    writeln!(
+        out,
+        "restored {} users and {} invitations into {}; start the service with --data-dir {}",
+        summary.users,
+        summary.invitations,
+        data_dir.display(),
+        data_dir.display()
+    )?;
+    Ok(())
 }
 
 async fn operator_service(common: &CommonArgs) -> anyhow::Result<Invitegate> {

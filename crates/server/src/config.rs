@@ -180,6 +180,17 @@ pub enum Command {
     /// Inspect users.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Copy the database (consistent, while the service runs) and its keys into one
+    /// archive readable by you only (embedded backend).
+    Backup {
+        /// The archive to write (a tar file); replaced only once complete.
+        file: PathBuf,
+    },
+    /// Unpack a backup into --data-dir, which must hold no database yet (embedded backend).
+    Restore {
+        /// An archive written by `invitegate backup`.
+        file: PathBuf,
+    },
     /// Show the newest messages in the outbox folder (embedded backend).
     Outbox {
         /// How many messages to show.

@@ -136,6 +136,16 @@ impl Invitegate {
         &self.metrics
     }
 
+    /// Deletes records nothing can use any more (expired refresh tokens), as
+    /// the server's schedule asks; returns how many.
+    pub async fn purge_expired(&self) -> Result<u64, Error> {
+        let purged = self.pool.purge_expired(self.clock.now()).await?;
+        if purged > 0 {
+            tracing::info!(purged, "expired refresh tokens deleted");
+        }
+        Ok(purged)
+    }
+
     /// Whether the backend can serve now: the store takes a write and the pool
     /// answers, within `READINESS_TIMEOUT`. The cause is logged, never shown.
     pub async fn ready(&self) -> Result<(), Error> {

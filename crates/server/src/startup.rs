@@ -177,6 +177,9 @@ async fn json_for_bare_errors(response: Response) -> Response {
     json
 }
 
+/// How often expired records are purged (first at start).
+const PURGE_INTERVAL: Duration = Duration::from_secs(3600);
+
 pub struct Application {
     listener: TcpListener,
     metrics_listener: Option<TcpListener>,
@@ -248,9 +251,23 @@ impl Application {
                 }
             });
         }
-        crate::serve::serve(self.listener, self.router, self.connection_limits, self.trusted_proxies, shutdown)
-            .await
-            .context("serving HTTP")
+        // Housekeeping for as long as the process serves.
+        let service = self.service.clone();
+        let housekeeping = tokio::spawn(async move {
+            let mut every = tokio::time::interval(PURGE_INTERVAL);
+            every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                every.tick().await;
+                if let Err(e) = service.purge_expired().await {
+                    tracing::warn!(error = ?e, "purging expired records failed; trying again later");
+                }
+            }
+        });
+        let served =
+            crate::serve::serve(self.listener, self.router, self.connection_limits, self.trusted_proxies, shutdown)
+                .await;
+        housekeeping.abort();
+        served.context("serving HTTP")
     }
 }
 

@@ -239,6 +239,11 @@ impl UserPool for CognitoUserPool {
         Ok(())
     }
 
+    async fn purge_expired(&self, _now: OffsetDateTime) -> Result<u64, Error> {
+        // Cognito expires its own refresh tokens.
+        Ok(0)
+    }
+
     async fn delete_unconfirmed(&self, user: &UserRecord) -> Result<(), Error> {
         // Read again just before: AdminDeleteUser has no condition of its own.
         match self.get_user(user.sub.as_str()).await? {

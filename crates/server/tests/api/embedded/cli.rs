@@ -10,13 +10,9 @@ async fn run(app: &TestApp, args: &[&str]) -> String {
     let mut argv = vec!["invitegate", "--data-dir", app.data_dir.path().to_str().unwrap(), "--public-url", &app.base];
     argv.extend_from_slice(args);
     let cli = Cli::try_parse_from(argv).unwrap();
+    assert!(!matches!(cli.command, Command::Serve(_)), "operator commands only");
     let mut out = Vec::new();
-    match &cli.command {
-        Command::Invite(command) => server::cli::run_invite(&cli.common, command, &mut out).await.unwrap(),
-        Command::Users(_) => server::cli::run_users(&cli.common, &mut out).await.unwrap(),
-        Command::Outbox { count } => server::cli::run_outbox(&cli.common, *count, &mut out).unwrap(),
-        Command::Serve(_) => unreachable!(),
-    }
+    server::cli::run_writing_to(&cli, &mut out).await.unwrap();
     String::from_utf8(out).unwrap()
 }
 

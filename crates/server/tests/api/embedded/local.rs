@@ -62,3 +62,29 @@ async fn outbox_messages_are_readable_by_their_owner_only() {
         assert_eq!(std::fs::metadata(&message).unwrap().permissions().mode() & 0o777, 0o600);
     }
 }
+
+/// Refresh tokens do not pile up: a signed-out one is gone at once, an
+/// expired one at the next purge, and a live one stays.
+#[tokio::test]
+async fn signed_out_and_expired_refresh_tokens_are_deleted() {
+    let app = spawn_app().await;
+    let count = || {
+        let db = rusqlite::Connection::open(app.data_dir.path().join("invitegate.sqlite3")).unwrap();
+        db.query_row("SELECT count(*) FROM refresh_tokens", [], |row| row.get::<_, i64>(0)).unwrap()
+    };
+    app.invited_user("rotating@example.com").await;
+    let first = app.sign_in("rotating@example.com", PASSWORD).await["refreshToken"].as_str().unwrap().to_owned();
+    assert_eq!(count(), 1);
+    let signed_out = app.post("/sign_out", json!({ "refreshToken": first })).await;
+    assert_eq!(signed_out.status(), StatusCode::OK);
+    assert_eq!(count(), 0, "signing out deletes the token");
+
+    app.sign_in("rotating@example.com", PASSWORD).await;
+    app.clock.advance(time::Duration::days(29));
+    let live = app.sign_in("rotating@example.com", PASSWORD).await["refreshToken"].as_str().unwrap().to_owned();
+    app.clock.advance(time::Duration::days(2));
+    assert_eq!(app.service.purge_expired().await.unwrap(), 1, "only the 31-day-old token");
+    assert_eq!(count(), 1);
+    let refreshed = app.post("/refresh", json!({ "refreshToken": live })).await;
+    assert_eq!(refreshed.status(), StatusCode::OK, "the live token still works");
+}

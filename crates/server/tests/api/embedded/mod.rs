@@ -1,5 +1,6 @@
 //! Tests of the embedded backend and the binary that no other backend shares.
 
+mod backup;
 mod binary;
 mod cli;
 mod crash;
