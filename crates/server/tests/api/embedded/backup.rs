@@ -119,13 +119,12 @@ async fn a_backup_taken_under_load_restores_every_acknowledged_user() {
 
 /// The code in the newest invitation mail to `to` in a data dir's outbox.
 fn latest_code_in(data_dir: &std::path::Path, to: &str) -> String {
-    let mut paths = backend_embedded::outbox_messages(data_dir).unwrap();
-    paths.reverse();
-    paths
+    // Newest first.
+    backend_embedded::outbox_messages(data_dir)
+        .unwrap()
         .iter()
         .map(|path| decode_quoted_printable(&std::fs::read_to_string(path).unwrap()))
-        .filter(|mail| mail.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))))
-        .last()
+        .find(|mail| mail.lines().any(|l| l.eq_ignore_ascii_case(&format!("To: {to}"))))
         .and_then(|mail| mail.lines().find_map(|l| l.strip_prefix("Your access code: ")).map(|c| c.trim().to_owned()))
         .unwrap()
 }
