@@ -224,3 +224,22 @@ async fn memory_stays_bounded_under_sign_in_load_and_is_returned_after() {
     };
     assert!(idle <= bound, "RSS {idle:.0} MiB ten seconds after the load, {before:.0} MiB before (peak {peak:.0} MiB)");
 }
+
+/// While something else holds the database's write lock, the service is not
+/// ready (503 `unavailable`, `Retry-After`), though it is alive.
+#[tokio::test]
+async fn not_ready_while_the_database_cannot_take_a_write() {
+    let app = crate::helpers::spawn_app().await;
+    let blocker = rusqlite::Connection::open(app.data_dir.path().join("invitegate.sqlite3")).unwrap();
+    blocker.execute_batch("BEGIN IMMEDIATE").unwrap();
+    let started = Instant::now();
+    let response = app.client.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "readiness answers within its own timeout");
+    assert!(response.headers().contains_key("retry-after"));
+    crate::helpers::expect_error(response, StatusCode::SERVICE_UNAVAILABLE, "unavailable").await;
+    let alive = app.client.get(format!("{}/healthz", app.base)).send().await.unwrap();
+    assert_eq!(alive.status(), StatusCode::OK, "liveness does not touch the database");
+    blocker.execute_batch("ROLLBACK").unwrap();
+    let ready = app.client.get(format!("{}/readyz", app.base)).send().await.unwrap();
+    assert_eq!(ready.status(), StatusCode::OK);
+}
