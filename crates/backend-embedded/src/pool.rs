@@ -12,11 +12,11 @@ use domain::{
     SignUpRequest, Tokens, UserPool, UserRecord, UserStatus, UserSub, messages,
 };
 use rand::Rng;
-use rusqlite::{OptionalExtension, Row, Transaction, params};
+use rusqlite::{Row, Transaction, params};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use crate::db::{Db, db_err, is_unique_violation};
+use crate::db::{Db, db_err, is_unique_violation, optional_row};
 use crate::hashing::PasswordHashing;
 use crate::store::{from_ts, get_in, redeem_in, ts};
 use crate::tokens::{TOKEN_TTL, TokenIssuer};
@@ -73,9 +73,12 @@ impl LocalUserPool {
         let value = value.to_owned();
         self.db
             .read(move |conn| {
-                conn.query_row(&format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1"), [value], user_from_row)
-                    .optional()
-                    .map_err(db_err)
+                optional_row(
+                    conn,
+                    &format!("SELECT {USER_COLUMNS} FROM users WHERE {column} = ?1"),
+                    [value],
+                    user_from_row,
+                )
             })
             .await
     }
@@ -276,15 +279,13 @@ impl UserPool for LocalUserPool {
         let confirmed = self
             .db
             .write(move |tx| {
-                let row: Option<(String, Option<Vec<u8>>, Option<i64>, u32)> = tx
-                    .query_row(
-                        "SELECT sub, confirm_code_hash, confirm_expires_at, confirm_attempts FROM users \
+                let row: Option<(String, Option<Vec<u8>>, Option<i64>, u32)> = optional_row(
+                    tx,
+                    "SELECT sub, confirm_code_hash, confirm_expires_at, confirm_attempts FROM users \
                          WHERE email = ?1 AND status = 'UNCONFIRMED'",
-                        [email.as_str()],
-                        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                    )
-                    .optional()
-                    .map_err(db_err)?;
+                    [email.as_str()],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )?;
                 // Unknown, already confirmed, used-up and wrong codes all look the same.
                 let Some((sub, Some(stored), Some(expires_at), attempts)) = row else {
                     return Ok(false);
@@ -339,13 +340,12 @@ impl UserPool for LocalUserPool {
         let user: Option<(UserRecord, String)> = self
             .db
             .read(move |conn| {
-                conn.query_row(
+                optional_row(
+                    conn,
                     &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1"),
                     [target.as_str()],
                     |row| Ok((user_from_row(row)?, row.get(5)?)),
                 )
-                .optional()
-                .map_err(db_err)
             })
             .await?;
         let (user, hash) = match user {
@@ -377,15 +377,14 @@ impl UserPool for LocalUserPool {
         let user = self
             .db
             .read(move |conn| {
-                conn.query_row(
+                optional_row(
+                    conn,
                     "SELECT u.sub, u.email, u.status, u.email_verified, u.created_at FROM refresh_tokens t \
                      JOIN users u ON u.sub = t.sub \
                      WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND t.expires_at > ?2",
                     params![hash.as_slice(), ts(now)],
                     user_from_row,
                 )
-                .optional()
-                .map_err(db_err)
             })
             .await?
             .ok_or(Error::NotAuthorized)?;

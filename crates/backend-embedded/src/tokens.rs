@@ -2,7 +2,7 @@
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use domain::{AccessClaims, Email, Error, SecretString, UserSub};
+use domain::{AccessClaims, Email, Error, SecretString, UserSub, VerifiedTokens};
 use jsonwebtoken::jwk::{Jwk, JwkSet, PublicKeyUse};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::Serialize;
@@ -45,7 +45,11 @@ pub struct TokenIssuer {
     encoding: EncodingKey,
     decoding: DecodingKey,
     jwks_json: String,
+    verified: VerifiedTokens,
 }
+
+/// Tokens remembered as verified: a session each, for the busiest hour.
+const VERIFIED_TOKENS: usize = 16_384;
 
 impl TokenIssuer {
     pub fn new(pkcs1_der: &[u8], issuer: String) -> anyhow::Result<Self> {
@@ -58,7 +62,7 @@ impl TokenIssuer {
         jwk.common.public_key_use = Some(PublicKeyUse::Signature);
         let decoding = DecodingKey::from_jwk(&jwk)?;
         let jwks_json = serde_json::to_string(&JwkSet { keys: vec![jwk] })?;
-        Ok(Self { issuer, kid, encoding, decoding, jwks_json })
+        Ok(Self { issuer, kid, encoding, decoding, jwks_json, verified: VerifiedTokens::new(VERIFIED_TOKENS) })
     }
 
     pub fn jwks_json(&self) -> &str {
@@ -110,13 +114,17 @@ impl TokenIssuer {
     /// Checks signature and issuer here, then the claims as the domain says
     /// (expiry against `now`, not the wall clock).
     pub fn verify_access(&self, token: &SecretString, now: OffsetDateTime) -> Result<AccessClaims, Error> {
+        if let Some(claims) = self.verified.get(token.expose()) {
+            return claims.verify(CLIENT_ID, now);
+        }
         let mut validation = Validation::new(Algorithm::RS256);
         validation.set_issuer(&[&self.issuer]);
         validation.validate_exp = false; // checked below against the injected clock
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        jsonwebtoken::decode::<domain::AccessTokenClaims>(token.expose(), &self.decoding, &validation)
+        let claims = jsonwebtoken::decode::<domain::AccessTokenClaims>(token.expose(), &self.decoding, &validation)
             .map_err(|_| Error::InvalidToken)?
-            .claims
-            .verify(CLIENT_ID, now)
+            .claims;
+        self.verified.insert(token.expose(), claims.clone());
+        claims.verify(CLIENT_ID, now)
     }
 }

@@ -25,5 +25,5 @@ pub use ports::{
 pub use presignup::{PreSignUpDecision, PreSignUpFacts, SignUpPolicy, Trigger};
 pub use user::{
     AccessClaims, AccessTokenClaims, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserStatus,
-    UserSub,
+    UserSub, VerifiedTokens,
 };

@@ -112,7 +112,7 @@ pub struct Invitegate {
     clock: Arc<dyn Clock>,
     settings: ServiceSettings,
     /// Base of invitation links; known only once the listener is bound.
-    public_url: String,
+    public_url: Arc<str>,
     guard: Arc<FailureGuard>,
     metrics: Arc<Metrics>,
 }
@@ -128,7 +128,7 @@ impl Invitegate {
         let Adapters { store, pool, mailer, attempts, codes, hashing_load } = adapters;
         let guard = Arc::new(FailureGuard::new(limits, attempts));
         let metrics = Arc::new(Metrics::new(hashing_load));
-        Self { store, pool, mailer, codes, clock, settings, public_url, guard, metrics }
+        Self { store, pool, mailer, codes, clock, settings, public_url: public_url.into(), guard, metrics }
     }
 
     /// The counters `/metrics` shows; requests are recorded by the HTTP layer.

@@ -68,7 +68,8 @@ pub struct AppConfig {
 
 #[derive(Clone)]
 pub struct AppState {
-    pub service: Invitegate,
+    /// Shared, not copied, into every request.
+    pub service: Arc<Invitegate>,
 }
 
 /// Opens the configured backend.
@@ -208,7 +209,7 @@ impl Application {
         let adapters = open_backend(&config.backend, &public_url, config.service.policy).await?;
         let service =
             Invitegate::new(adapters.clone(), clock, config.service.clone(), public_url, config.attempt_limits);
-        let router = router(AppState { service: service.clone() }, &config)?;
+        let router = router(AppState { service: Arc::new(service.clone()) }, &config)?;
         Ok(Self {
             listener,
             metrics_listener,
@@ -244,7 +245,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         if let Some(listener) = self.metrics_listener {
             // Lives as long as the process: a scraper may read the last figures while the API drains.
-            let metrics = metrics_router(AppState { service: self.service.clone() });
+            let metrics = metrics_router(AppState { service: Arc::new(self.service.clone()) });
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, metrics).await {
                     tracing::error!(error = %e, "the metrics listener stopped");

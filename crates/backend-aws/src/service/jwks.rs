@@ -30,6 +30,8 @@ pub struct CognitoTokenVerifier {
     /// Held for the whole of a JWKS fetch, so at most one runs at a time.
     fetching: Mutex<()>,
     min_refetch_interval: Duration,
+    /// Tokens whose signature was already checked (see `VerifiedTokens`).
+    verified: domain::VerifiedTokens,
 }
 
 impl CognitoTokenVerifier {
@@ -43,6 +45,7 @@ impl CognitoTokenVerifier {
             cache: Mutex::new(Cache { keys: HashMap::new(), document: None, fetched_at: None }),
             fetching: Mutex::new(()),
             min_refetch_interval: MIN_REFETCH_INTERVAL,
+            verified: domain::VerifiedTokens::new(16_384),
         })
     }
 
@@ -99,6 +102,9 @@ impl CognitoTokenVerifier {
     pub async fn verify_access(&self, token: &SecretString) -> Result<AccessClaims, Error> {
         #[allow(clippy::disallowed_methods)] // see above: Cognito's clock is the real one
         let now = OffsetDateTime::now_utc();
+        if let Some(claims) = self.verified.get(token.expose()) {
+            return claims.verify(&self.client_id, now);
+        }
         let header = jsonwebtoken::decode_header(token.expose()).map_err(|_| Error::InvalidToken)?;
         let kid = header.kid.ok_or(Error::InvalidToken)?;
         let cached = Self::cached_key(&*self.cache.lock().await, &kid);
@@ -114,10 +120,11 @@ impl CognitoTokenVerifier {
         validation.validate_exp = false; // checked below, without leeway
         validation.validate_aud = false; // access tokens carry client_id, not aud
         validation.set_required_spec_claims(&["exp", "iss", "sub"]);
-        jsonwebtoken::decode::<domain::AccessTokenClaims>(token.expose(), &key, &validation)
+        let claims = jsonwebtoken::decode::<domain::AccessTokenClaims>(token.expose(), &key, &validation)
             .map_err(|_| Error::InvalidToken)?
-            .claims
-            .verify(&self.client_id, now)
+            .claims;
+        self.verified.insert(token.expose(), claims.clone());
+        claims.verify(&self.client_id, now)
     }
 }
 
