@@ -1,6 +1,8 @@
 //! invitegate's embedded backend: everything on one machine, no cloud account.
 
 mod backup;
+#[cfg(feature = "bench")]
+pub mod bench;
 mod db;
 mod hashing;
 mod mailer;

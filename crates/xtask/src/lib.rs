@@ -2,4 +2,5 @@
 //! so the shipped service links none of what only provisioning needs (the IAM
 //! and Lambda SDKs).
 
+pub mod bench;
 pub mod provision;

@@ -26,6 +26,46 @@ enum Command {
         #[arg(long, env = "INVITEGATE_POLICY", default_value = "invite_only", value_parser = parse_policy)]
         policy: SignUpPolicy,
     },
+    /// Write users, refresh tokens and invitations straight into an embedded data dir
+    /// (scripts/bench.sh); the invitations' codes go to --invitations-out.
+    BenchSeed {
+        #[arg(long)]
+        data_dir: PathBuf,
+        #[arg(long, default_value_t = 1000)]
+        users: u64,
+        #[arg(long, default_value_t = 0)]
+        refresh_tokens: u64,
+        #[arg(long, default_value_t = 0)]
+        invitations: u64,
+        #[arg(long)]
+        invitations_out: Option<PathBuf>,
+    },
+    /// Password verifications per second through the service's hashing code (JSON).
+    BenchBound {
+        #[arg(long, default_value_t = 2)]
+        threads: usize,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Load a hashing endpoint; admitted and refused latencies apart (JSON).
+    BenchLoad {
+        #[arg(long)]
+        url: String,
+        #[arg(long, value_enum)]
+        scenario: xtask::bench::Scenario,
+        #[arg(long, default_value_t = 8)]
+        concurrency: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Seeded users to sign in as (`user0…@bench.test`).
+        #[arg(long, default_value_t = 1000)]
+        users: u64,
+        /// The file bench-seed wrote, for sign-up.
+        #[arg(long)]
+        invitations: Option<PathBuf>,
+    },
 }
 
 fn parse_policy(s: &str) -> Result<SignUpPolicy, String> {
@@ -37,6 +77,23 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Provision { name, lambda_zip, policy } => {
             xtask::provision::provision_and_export(&name, &lambda_zip, policy, &mut std::io::stdout()).await
+        }
+        Command::BenchSeed { data_dir, users, refresh_tokens, invitations, invitations_out } => {
+            xtask::bench::seed(&data_dir, users, refresh_tokens, invitations, invitations_out.as_deref()).await
+        }
+        Command::BenchBound { threads, concurrency, seconds } => {
+            xtask::bench::bound(threads, concurrency, seconds).await
+        }
+        Command::BenchLoad { url, scenario, concurrency, seconds, users, invitations } => {
+            xtask::bench::load(xtask::bench::Load {
+                url: &url,
+                scenario,
+                concurrency,
+                seconds,
+                users,
+                invitations: invitations.as_deref(),
+            })
+            .await
         }
     }
 }
