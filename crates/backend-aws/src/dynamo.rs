@@ -661,6 +661,23 @@ impl InvitationStore for DynamoInvitationStore {
         Ok(())
     }
 
+    async fn revoke_pending_from(&self, inviter: &UserSub, now: OffsetDateTime) -> Result<u32, Error> {
+        let mut revoked = 0;
+        for invitation in self.list(Some(&Inviter::User(inviter.clone()))).await? {
+            // Reserved ones are a sign-up in flight: its saga settles them.
+            if invitation.status != StoredStatus::Pending {
+                continue;
+            }
+            match self.revoke(&invitation.id, now).await {
+                Ok(_) => revoked += 1,
+                // Taken or revoked meanwhile: nothing left to do for it.
+                Err(Error::InvitationRedeemed | Error::InvitationRevoked | Error::InvitationInUse) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(revoked)
+    }
+
     async fn check_ready(&self) -> Result<(), Error> {
         let table = self
             .client

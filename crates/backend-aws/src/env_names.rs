@@ -17,3 +17,7 @@ pub const ENV_POLICY: &str = "INVITEGATE_POLICY";
 /// The custom user attribute that carries a sign-up's reservation nonce to the
 /// PreSignUp trigger. The app client may write it but not read it back.
 pub const RESERVATION_ATTRIBUTE: &str = "custom:reservation";
+/// The Cognito attribute holding a user's last global sign-out (Unix
+/// seconds): access tokens issued at or before it are refused. Written only
+/// by the service (admin API), never by the app client.
+pub const SIGNED_OUT_ATTRIBUTE: &str = "custom:signed_out_at";

@@ -65,6 +65,13 @@ CREATE INDEX refresh_tokens_by_sub ON refresh_tokens (sub);
 CREATE INDEX refresh_tokens_by_expiry ON refresh_tokens (expires_at);
 DELETE FROM refresh_tokens WHERE revoked_at IS NOT NULL;
 "#,
+    r#"
+-- Account recovery and global sign-out.
+ALTER TABLE users ADD COLUMN signed_out_at INTEGER;
+ALTER TABLE users ADD COLUMN recovery_code_hash BLOB;
+ALTER TABLE users ADD COLUMN recovery_expires_at INTEGER;
+ALTER TABLE users ADD COLUMN recovery_attempts INTEGER NOT NULL DEFAULT 0;
+"#,
 ];
 
 /// Read connections kept open: one per async worker thread, and some to spare.

@@ -8,8 +8,8 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::access_code::generate_confirmation_code;
 use domain::presignup::{PreSignUpDecision, PreSignUpFacts, Trigger, decide};
 use domain::{
-    AccessClaims, CodeHash, CodeHasher, Email, Error, Mailer, Reservation, SecretString, SignUpOutcome, SignUpPolicy,
-    SignUpRequest, Tokens, UserPool, UserRecord, UserStatus, UserSub, messages,
+    AccessClaims, CodeHash, CodeHasher, Email, Error, Mailer, Password, Reservation, SecretString, SignUpOutcome,
+    SignUpPolicy, SignUpRequest, Tokens, UserPool, UserRecord, UserStatus, UserSub, messages,
 };
 use rand::Rng;
 use rusqlite::{Row, Transaction, params};
@@ -25,6 +25,9 @@ const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
 const CONFIRMATION_CODE_TTL: Duration = Duration::hours(24);
 /// Wrong confirmation codes allowed before a new code must be requested.
 const CONFIRMATION_ATTEMPTS: u32 = 5;
+const RECOVERY_CODE_TTL: Duration = Duration::hours(1);
+/// Wrong recovery codes allowed before a new code must be requested.
+const RECOVERY_ATTEMPTS: u32 = 5;
 
 /// Expired refresh tokens deleted per write transaction.
 const PURGE_BATCH: i64 = 1000;
@@ -56,9 +59,32 @@ impl LocalUserPool {
     async fn sign_tokens(&self, user: &UserRecord, now: OffsetDateTime) -> Result<(SecretString, SecretString), Error> {
         let tokens = Arc::clone(&self.tokens);
         let (sub, email, verified) = (user.sub.clone(), user.email.clone(), user.email_verified);
-        tokio::task::spawn_blocking(move || tokens.issue(&sub, &email, verified, now))
+        // A token issued in the second of a global sign-out would be refused
+        // as issued "at" it: such a token says the next second instead.
+        let issued_at = match user.signed_out_at {
+            Some(at) if at.unix_timestamp() >= now.unix_timestamp() => at + Duration::seconds(1),
+            _ => now,
+        };
+        tokio::task::spawn_blocking(move || tokens.issue(&sub, &email, verified, issued_at))
             .await
             .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("signing task failed")))?
+    }
+
+    /// The stored password hash of an account, by sub.
+    async fn password_hash_of(&self, sub: &UserSub) -> Result<Option<String>, Error> {
+        let sub = sub.clone();
+        self.db
+            .read(move |conn| {
+                optional_row(conn, "SELECT password_hash FROM users WHERE sub = ?1", [sub.as_str()], |row| row.get(0))
+            })
+            .await
+    }
+
+    /// `NotAuthorized` unless `password` is the account's password.
+    async fn check_password(&self, user: &UserRecord, password: &SecretString) -> Result<(), Error> {
+        let stored = self.password_hash_of(&user.sub).await?;
+        let known = stored.is_some();
+        if self.hashing.verify(password.expose(), stored).await? && known { Ok(()) } else { Err(Error::NotAuthorized) }
     }
 
     async fn send_confirmation_code(&self, email: &Email, code: &str) {
@@ -107,7 +133,7 @@ fn refresh_token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-const USER_COLUMNS: &str = "sub, email, status, email_verified, created_at";
+const USER_COLUMNS: &str = "sub, email, status, email_verified, created_at, signed_out_at";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     let email: String = row.get(1)?;
@@ -120,6 +146,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
         status: UserStatus::parse(&status).ok_or_else(|| bad("stored status invalid"))?,
         email_verified: row.get(3)?,
         created_at: from_ts(row.get(4)?)?,
+        signed_out_at: row.get::<_, Option<i64>>(5)?.map(from_ts).transpose()?,
     })
 }
 
@@ -216,6 +243,7 @@ impl UserPool for LocalUserPool {
                     status: admission.status,
                     email_verified: admission.email_verified,
                     created_at: now,
+                    signed_out_at: None,
                 };
                 insert_user(tx, &user, &password_hash, (!confirmed).then_some(&code_hash), now)?;
                 if let (Some(r), true) = (&reservation, confirmed) {
@@ -256,6 +284,132 @@ impl UserPool for LocalUserPool {
                 return Ok(purged);
             }
         }
+    }
+
+    async fn forgot_password(&self, email: &Email, now: OffsetDateTime) -> Result<(), Error> {
+        let code = generate_confirmation_code(&mut rand::rng());
+        let code_hash = self.codes.hash_recovery_code(email, &code);
+        let target = email.clone();
+        let updated = self
+            .db
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE users SET recovery_code_hash = ?2, recovery_expires_at = ?3, recovery_attempts = 0 \
+                     WHERE email = ?1 AND status = 'CONFIRMED'",
+                    params![target.as_str(), code_hash.as_bytes().as_slice(), ts(now + RECOVERY_CODE_TTL)],
+                )
+                .map_err(db_err)
+            })
+            .await?;
+        if updated == 1 {
+            self.mailer.send(&messages::recovery_code(email, &code)).await?;
+        }
+        Ok(())
+    }
+
+    async fn confirm_forgot_password(
+        &self,
+        email: &Email,
+        code: &str,
+        password: &Password,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let presented = self.codes.hash_recovery_code(email, code.trim());
+        // Hashed first, so the code is consumed in the same transaction that sets the password.
+        let password_hash = self.hashing.hash(password.expose()).await?;
+        let email = email.clone();
+        let reset = self
+            .db
+            .write(move |tx| {
+                let row: Option<(String, Option<Vec<u8>>, Option<i64>, u32)> = optional_row(
+                    tx,
+                    "SELECT sub, recovery_code_hash, recovery_expires_at, recovery_attempts FROM users \
+                     WHERE email = ?1 AND status = 'CONFIRMED'",
+                    [email.as_str()],
+                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+                )?;
+                // Unknown, used, expired, used-up and wrong codes all look the same.
+                let Some((sub, Some(stored), Some(expires_at), attempts)) = row else {
+                    return Ok(false);
+                };
+                let stored =
+                    CodeHash::from_bytes(&stored).ok_or_else(|| Error::unexpected("stored code hash invalid"))?;
+                if attempts >= RECOVERY_ATTEMPTS || expires_at <= ts(now) {
+                    return Ok(false);
+                }
+                if !stored.matches(&presented) {
+                    tx.execute("UPDATE users SET recovery_attempts = recovery_attempts + 1 WHERE sub = ?1", [&sub])
+                        .map_err(db_err)?;
+                    return Ok(false);
+                }
+                // A reset ends every session: refresh tokens go, older access tokens are refused.
+                tx.execute(
+                    "UPDATE users SET password_hash = ?2, recovery_code_hash = NULL, recovery_expires_at = NULL, \
+                     recovery_attempts = 0, signed_out_at = ?3 WHERE sub = ?1",
+                    params![sub, password_hash, ts(now)],
+                )
+                .map_err(db_err)?;
+                tx.execute("DELETE FROM refresh_tokens WHERE sub = ?1", [&sub]).map_err(db_err)?;
+                Ok(true)
+            })
+            .await?;
+        if reset { Ok(()) } else { Err(Error::InvalidConfirmationCode) }
+    }
+
+    async fn change_password(
+        &self,
+        user: &UserRecord,
+        _access_token: &SecretString,
+        previous: &SecretString,
+        proposed: &Password,
+        _now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        self.check_password(user, previous).await?;
+        let password_hash = self.hashing.hash(proposed.expose()).await?;
+        let sub = user.sub.clone();
+        self.db
+            .write(move |tx| {
+                tx.execute("UPDATE users SET password_hash = ?2 WHERE sub = ?1", params![sub.as_str(), password_hash])
+                    .map_err(db_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn global_sign_out(
+        &self,
+        user: &UserRecord,
+        _access_token: &SecretString,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let sub = user.sub.clone();
+        // Tokens issued later in this same second say the next one (`sign_tokens`).
+        self.db
+            .write(move |tx| {
+                tx.execute("UPDATE users SET signed_out_at = ?2 WHERE sub = ?1", params![sub.as_str(), ts(now)])
+                    .map_err(db_err)?;
+                tx.execute("DELETE FROM refresh_tokens WHERE sub = ?1", [sub.as_str()]).map_err(db_err)?;
+                Ok(())
+            })
+            .await
+    }
+
+    async fn delete_user(
+        &self,
+        user: &UserRecord,
+        _access_token: &SecretString,
+        password: &SecretString,
+        _now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        self.check_password(user, password).await?;
+        let sub = user.sub.clone();
+        self.db
+            .write(move |tx| {
+                tx.execute("DELETE FROM refresh_tokens WHERE sub = ?1", [sub.as_str()]).map_err(db_err)?;
+                tx.execute("DELETE FROM users WHERE sub = ?1", [sub.as_str()]).map_err(db_err)?;
+                Ok(())
+            })
+            .await
     }
 
     async fn delete_unconfirmed(&self, user: &UserRecord) -> Result<(), Error> {
@@ -344,7 +498,7 @@ impl UserPool for LocalUserPool {
                     conn,
                     &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1"),
                     [target.as_str()],
-                    |row| Ok((user_from_row(row)?, row.get(5)?)),
+                    |row| Ok((user_from_row(row)?, row.get(6)?)),
                 )
             })
             .await?;
@@ -379,7 +533,8 @@ impl UserPool for LocalUserPool {
             .read(move |conn| {
                 optional_row(
                     conn,
-                    "SELECT u.sub, u.email, u.status, u.email_verified, u.created_at FROM refresh_tokens t \
+                    "SELECT u.sub, u.email, u.status, u.email_verified, u.created_at, u.signed_out_at \
+                     FROM refresh_tokens t \
                      JOIN users u ON u.sub = t.sub \
                      WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND t.expires_at > ?2",
                     params![hash.as_slice(), ts(now)],

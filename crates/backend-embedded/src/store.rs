@@ -367,6 +367,23 @@ impl InvitationStore for SqliteInvitationStore {
             .await
     }
 
+    async fn revoke_pending_from(&self, inviter: &UserSub, _now: OffsetDateTime) -> Result<u32, Error> {
+        let sub = inviter.clone();
+        // Reserved ones are a sign-up in flight: its saga settles them.
+        let revoked = self
+            .db
+            .write(move |tx| {
+                tx.execute(
+                    "UPDATE invitations SET status = 'revoked', active_email = NULL \
+                     WHERE inviter_sub = ?1 AND status = 'pending'",
+                    [sub.as_str()],
+                )
+                .map_err(db_err)
+            })
+            .await?;
+        Ok(u32::try_from(revoked).unwrap_or(u32::MAX))
+    }
+
     async fn check_ready(&self) -> Result<(), Error> {
         self.db.check_writable().await
     }

@@ -95,6 +95,12 @@ impl CodeHasher {
         self.mac(&[b"access-code\0", code.canonical().as_bytes()])
     }
 
+    /// Recovery codes, like confirmation codes, are bound to their address;
+    /// the prefix keeps one kind of code from ever passing as the other.
+    pub fn hash_recovery_code(&self, email: &crate::Email, code: &str) -> CodeHash {
+        self.mac(&[b"recovery-code\0", email.as_str().as_bytes(), b"\0", code.as_bytes()])
+    }
+
     /// Confirmation codes are short, so the hash binds them to the address they were sent to.
     pub fn hash_confirmation_code(&self, email: &crate::Email, code: &str) -> CodeHash {
         self.mac(&[b"confirmation-code\0", email.as_str().as_bytes(), b"\0", code.as_bytes()])

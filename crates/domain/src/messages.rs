@@ -38,6 +38,21 @@ pub fn confirmation_code(to: &Email, code: &str) -> OutgoingEmail {
     }
 }
 
+/// A password-recovery code (embedded backend; Cognito sends its own).
+pub fn recovery_code(to: &Email, code: &str) -> OutgoingEmail {
+    OutgoingEmail {
+        to: to.clone(),
+        subject: "Your password reset code".to_owned(),
+        text_body: format!(
+            "Your password reset code is {code}\n\n\
+             Enter it with a new password to get back into your account. It expires in 1 hour\n\
+             and works once.\n\
+             If you did not ask to reset your password you can ignore this email: your\n\
+             password has not changed.\n"
+        ),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

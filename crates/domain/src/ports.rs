@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::{
-    AccessClaims, CodeHash, Email, Error, Invitation, InvitationId, Inviter, NewInvitation, Reservation,
+    AccessClaims, CodeHash, Email, Error, Invitation, InvitationId, Inviter, NewInvitation, Password, Reservation,
     ReservationNonce, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserSub,
 };
 
@@ -69,6 +69,9 @@ pub trait InvitationStore: Send + Sync {
     ) -> Result<(), Error>;
     /// Whether the store can take a write now (for `/readyz`).
     async fn check_ready(&self) -> Result<(), Error>;
+    /// Revokes the invitations `inviter` sent that are still usable (their
+    /// account is gone); how many.
+    async fn revoke_pending_from(&self, inviter: &UserSub, now: OffsetDateTime) -> Result<u32, Error>;
     /// The user's place in the invitation tree, in one read.
     async fn standing(&self, sub: &UserSub, initial_quota: u32) -> Result<Standing, Error>;
 }
@@ -102,6 +105,46 @@ pub trait UserPool: Send + Sync {
     async fn sign_in(&self, email: &Email, password: &SecretString, now: OffsetDateTime) -> Result<Tokens, Error>;
     async fn refresh(&self, refresh_token: &SecretString, now: OffsetDateTime) -> Result<Tokens, Error>;
     async fn sign_out(&self, refresh_token: &SecretString, now: OffsetDateTime) -> Result<(), Error>;
+    /// Sends a recovery code if a confirmed account has this email, and does
+    /// nothing otherwise: the caller answers the same either way.
+    async fn forgot_password(&self, email: &Email, now: OffsetDateTime) -> Result<(), Error>;
+    /// Sets `password` if `code` is the email's live recovery code
+    /// (`InvalidConfirmationCode` otherwise: wrong, expired, used or unknown),
+    /// and signs the user out everywhere, as [`UserPool::global_sign_out`].
+    async fn confirm_forgot_password(
+        &self,
+        email: &Email,
+        code: &str,
+        password: &Password,
+        now: OffsetDateTime,
+    ) -> Result<(), Error>;
+    /// `NotAuthorized` unless `previous` is the current password.
+    async fn change_password(
+        &self,
+        user: &UserRecord,
+        access_token: &SecretString,
+        previous: &SecretString,
+        proposed: &Password,
+        now: OffsetDateTime,
+    ) -> Result<(), Error>;
+    /// Revokes every refresh token of the user and records the time in
+    /// `UserRecord::signed_out_at`, so `UserRecord::accepts` refuses the access
+    /// tokens issued until then. A token issued afterwards must carry a later
+    /// `iat` second: the pool stamps it so, or returns only once that second began.
+    async fn global_sign_out(
+        &self,
+        user: &UserRecord,
+        access_token: &SecretString,
+        now: OffsetDateTime,
+    ) -> Result<(), Error>;
+    /// Deletes the account if `password` is its password (`NotAuthorized` otherwise).
+    async fn delete_user(
+        &self,
+        user: &UserRecord,
+        access_token: &SecretString,
+        password: &SecretString,
+        now: OffsetDateTime,
+    ) -> Result<(), Error>;
     async fn verify_access_token(&self, token: &SecretString, now: OffsetDateTime) -> Result<AccessClaims, Error>;
     async fn find_by_email(&self, email: &Email) -> Result<Option<UserRecord>, Error>;
     async fn find_by_sub(&self, sub: &UserSub) -> Result<Option<UserRecord>, Error>;

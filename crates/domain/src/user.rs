@@ -57,9 +57,19 @@ pub struct UserRecord {
     pub status: UserStatus,
     pub email_verified: bool,
     pub created_at: OffsetDateTime,
+    /// The last global sign-out: access tokens issued at or before it (in
+    /// whole seconds, as `iat` is) are refused.
+    pub signed_out_at: Option<OffsetDateTime>,
 }
 
 impl UserRecord {
+    /// Whether a token with these claims was issued after the user's last
+    /// global sign-out (if any). Pools make sure a token issued after a
+    /// sign-out has a later `iat` second (see `UserPool::global_sign_out`).
+    pub fn accepts(&self, claims: &AccessClaims) -> bool {
+        self.signed_out_at.is_none_or(|at| claims.issued_at.unix_timestamp() > at.unix_timestamp())
+    }
+
     /// An unconfirmed (open-mode) account never proved its address; an
     /// invitation, which does, may replace it. Every other account is real.
     pub fn gives_way_to_invitation(&self) -> bool {
@@ -107,6 +117,9 @@ pub struct Tokens {
 #[derive(Debug, Clone)]
 pub struct AccessClaims {
     pub sub: UserSub,
+    /// When the token was issued (`iat`): tokens from before a global
+    /// sign-out are refused.
+    pub issued_at: OffsetDateTime,
 }
 
 /// The claims both pools' access tokens carry (Cognito's shape), as decoded
@@ -117,6 +130,7 @@ pub struct AccessTokenClaims {
     pub token_use: String,
     pub client_id: String,
     pub exp: i64,
+    pub iat: i64,
 }
 
 /// Access tokens whose signature and issuer were checked, by the SHA-256 of
@@ -169,7 +183,8 @@ impl AccessTokenClaims {
         if self.exp <= now.unix_timestamp() || self.token_use != "access" || self.client_id != client_id {
             return Err(crate::Error::InvalidToken);
         }
-        Ok(AccessClaims { sub: UserSub::new(self.sub) })
+        let issued_at = OffsetDateTime::from_unix_timestamp(self.iat).map_err(|_| crate::Error::InvalidToken)?;
+        Ok(AccessClaims { sub: UserSub::new(self.sub), issued_at })
     }
 }
 
@@ -192,7 +207,7 @@ mod verified_tokens_tests {
     use super::*;
 
     fn claims(sub: &str, exp: i64) -> AccessTokenClaims {
-        AccessTokenClaims { sub: sub.into(), token_use: "access".into(), client_id: "app".into(), exp }
+        AccessTokenClaims { sub: sub.into(), token_use: "access".into(), client_id: "app".into(), exp, iat: exp - 3600 }
     }
 
     #[test]
@@ -224,7 +239,13 @@ mod tests {
     use time::macros::datetime;
 
     fn claims(token_use: &str, client_id: &str, exp: i64) -> AccessTokenClaims {
-        AccessTokenClaims { sub: "s".into(), token_use: token_use.into(), client_id: client_id.into(), exp }
+        AccessTokenClaims {
+            sub: "s".into(),
+            token_use: token_use.into(),
+            client_id: client_id.into(),
+            exp,
+            iat: exp - 3600,
+        }
     }
 
     #[test]

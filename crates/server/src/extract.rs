@@ -69,7 +69,9 @@ impl<S: Send + Sync, T: DeserializeOwned + Send> FromRequestParts<S> for ApiPath
 
 /// A caller authenticated by a valid access token in `Authorization: Bearer …`,
 /// with their account as it is now.
-pub struct Authenticated(pub UserRecord);
+/// The caller's account as read now, and the access token that proved it
+/// (Cognito's own operations on a user, such as ChangePassword, take it).
+pub struct Authenticated(pub UserRecord, pub SecretString);
 
 impl FromRequestParts<AppState> for Authenticated {
     type Rejection = ApiError;
@@ -85,7 +87,8 @@ impl FromRequestParts<AppState> for Authenticated {
             })
             .filter(|token| !token.is_empty())
             .ok_or(ApiError(Error::InvalidToken))?;
-        Ok(Self(state.service.authenticate(&SecretString::new(token)).await?))
+        let token = SecretString::new(token);
+        Ok(Self(state.service.authenticate(&token).await?, token))
     }
 }
 

@@ -36,6 +36,8 @@ pub enum Subject {
     SignUp(domain::Email),
     /// Resending a confirmation code to this email.
     Resend(domain::Email),
+    /// Asking for a password-recovery code for this email.
+    Recovery(domain::Email),
     Inviter(UserSub),
 }
 
@@ -72,6 +74,7 @@ fn subject_key(subject: &Subject, client: &str) -> String {
         Subject::Email(email) => format!("email:{email}"),
         Subject::SignUp(email) => format!("sign-up:{email}:{client}"),
         Subject::Resend(email) => format!("resend:{email}"),
+        Subject::Recovery(email) => format!("recovery:{email}"),
         Subject::Inviter(sub) => format!("inviter:{sub}"),
     }
 }

@@ -374,7 +374,100 @@ impl Invitegate {
     /// validly signed token outlives its user until it expires), as read now.
     pub async fn authenticate(&self, access_token: &SecretString) -> Result<UserRecord, Error> {
         let claims = self.pool.verify_access_token(access_token, self.clock.now()).await?;
-        self.pool.find_by_sub(&claims.sub).await?.ok_or(Error::InvalidToken)
+        let user = self.pool.find_by_sub(&claims.sub).await?.ok_or(Error::InvalidToken)?;
+        // Issued before the user's last global sign-out (or password reset): void.
+        if !user.accepts(&claims) {
+            return Err(Error::InvalidToken);
+        }
+        Ok(user)
+    }
+
+    // ----- Account lifecycle -----
+
+    /// Sends a recovery code if the address has a confirmed account. The
+    /// answer is the same either way and comes before the work (a write and a
+    /// mail for a known address, nothing for an unknown one), so neither its
+    /// content nor its timing tells whether an account exists. Every request
+    /// counts against the limits (each may send mail).
+    pub async fn forgot_password(&self, email: Email, client: IpAddr) -> Result<(), Error> {
+        let now = self.clock.now();
+        self.guard.begin(Subject::Recovery(email.clone()), client, now).await?;
+        let pool = Arc::clone(&self.pool);
+        let work = async move {
+            if let Err(e) = pool.forgot_password(&email, now).await {
+                tracing::error!(error = ?e, "sending a recovery code failed");
+            }
+        };
+        tokio::spawn(tracing::Instrument::in_current_span(work));
+        Ok(())
+    }
+
+    /// A new password with the emailed recovery code; every session ends.
+    pub async fn confirm_forgot_password(
+        &self,
+        email: Email,
+        code: String,
+        password: SecretString,
+        client: IpAddr,
+    ) -> Result<(), Error> {
+        let password = self.settings.password_policy.check(password.expose())?;
+        let pool = Arc::clone(&self.pool);
+        let now = self.clock.now();
+        self.attempt(Subject::Email(email.clone()), client, async move {
+            pool.confirm_forgot_password(&email, &code, &password, now).await
+        })
+        .await?;
+        tracing::info!("password reset with a recovery code");
+        Ok(())
+    }
+
+    /// A wrong previous password counts like a wrong sign-in.
+    pub async fn change_password(
+        &self,
+        user: UserRecord,
+        access_token: SecretString,
+        previous: SecretString,
+        proposed: SecretString,
+        client: IpAddr,
+    ) -> Result<(), Error> {
+        let proposed = self.settings.password_policy.check(proposed.expose())?;
+        let pool = Arc::clone(&self.pool);
+        let now = self.clock.now();
+        self.attempt(Subject::Email(user.email.clone()), client, async move {
+            pool.change_password(&user, &access_token, &previous, &proposed, now).await
+        })
+        .await
+    }
+
+    /// Every refresh token of the user is revoked, and access tokens issued
+    /// until now are refused by this service.
+    pub async fn global_sign_out(&self, user: UserRecord, access_token: SecretString) -> Result<(), Error> {
+        let pool = Arc::clone(&self.pool);
+        let now = self.clock.now();
+        to_completion(async move { pool.global_sign_out(&user, &access_token, now).await }).await?;
+        tracing::info!("signed out everywhere");
+        Ok(())
+    }
+
+    /// Deletes the caller's account (the password must be right), then
+    /// revokes the invitations they sent that nobody used yet. Who invited
+    /// whom stays on record, by sub; the address can be invited again.
+    pub async fn delete_account(
+        &self,
+        user: UserRecord,
+        access_token: SecretString,
+        password: SecretString,
+        client: IpAddr,
+    ) -> Result<(), Error> {
+        let service = self.clone();
+        let now = self.clock.now();
+        self.attempt(Subject::Email(user.email.clone()), client, async move {
+            service.pool.delete_user(&user, &access_token, &password, now).await?;
+            let revoked = service.store.revoke_pending_from(&user.sub, now).await?;
+            tracing::info!(sub = %user.sub, revoked, "account deleted");
+            Ok(())
+        })
+        .await
     }
 
     /// The public keys that verify the pool's tokens, as a JWKS document (if the pool publishes one).

@@ -114,7 +114,11 @@ pub fn router(state: AppState, config: &AppConfig) -> anyhow::Result<Router> {
         .route("/sign_in", post(auth::sign_in))
         .route("/refresh", post(auth::refresh))
         .route("/sign_out", post(auth::sign_out))
-        .route("/me", get(invitations::me))
+        .route("/forgot_password", post(auth::forgot_password))
+        .route("/confirm_forgot_password", post(auth::confirm_forgot_password))
+        .route("/change_password", post(auth::change_password))
+        .route("/global_sign_out", post(auth::global_sign_out))
+        .route("/me", get(invitations::me).delete(auth::delete_me))
         .route("/invitations", post(invitations::create).get(invitations::list))
         .route("/invitations/{id}", delete(invitations::revoke))
         .route("/invitations/{id}/resend", post(invitations::resend));

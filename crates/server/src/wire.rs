@@ -47,6 +47,47 @@ pub struct EmailRequest {
     pub email: Option<String>,
 }
 
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConfirmForgotPasswordRequest {
+    pub email: Option<String>,
+    /// The recovery code from the email.
+    pub code: Option<String>,
+    /// The new password.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordResetResponse {
+    pub password_reset: bool,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ChangePasswordRequest {
+    pub previous_password: Option<String>,
+    pub proposed_password: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PasswordChangedResponse {
+    pub password_changed: bool,
+}
+
+/// `DELETE /me`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+pub struct PasswordRequest {
+    /// The account's current password.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct DeletedResponse {
+    pub deleted: bool,
+}
+
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct SentResponse {
     pub sent: bool,

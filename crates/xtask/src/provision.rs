@@ -225,6 +225,7 @@ pub async fn create_pool(
         .admin_create_user_config(AdminCreateUserConfigType::builder().allow_admin_create_user_only(false).build())
         .lambda_config(LambdaConfigType::builder().pre_sign_up(function_arn).build())
         .schema(reservation_attribute()?)
+        .schema(signed_out_attribute())
         .send()
         .await;
     let pool = ctx(pool, "CreateUserPool")?.user_pool.context("CreateUserPool gave no pool")?;
@@ -276,6 +277,19 @@ fn reservation_attribute() -> anyhow::Result<SchemaAttributeType> {
             StringAttributeConstraintsType::builder().min_length("1").max_length("64").build(),
         )
         .build())
+}
+
+/// `custom:signed_out_at`: the last global sign-out, in Unix seconds. Not in
+/// the client's read or write attributes: only the service writes it.
+fn signed_out_attribute() -> SchemaAttributeType {
+    SchemaAttributeType::builder()
+        .name(backend_aws::SIGNED_OUT_ATTRIBUTE.trim_start_matches("custom:"))
+        .attribute_data_type(AttributeDataType::String)
+        .mutable(true)
+        .string_attribute_constraints(
+            StringAttributeConstraintsType::builder().min_length("1").max_length("20").build(),
+        )
+        .build()
 }
 
 /// SES only sends from verified identities; emulators verify at once.

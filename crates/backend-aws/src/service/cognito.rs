@@ -9,14 +9,14 @@ use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, Authen
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::{
-    AccessClaims, Email, Error, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserPool, UserRecord, UserStatus,
-    UserSub,
+    AccessClaims, Email, Error, Password, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserPool, UserRecord,
+    UserStatus, UserSub,
 };
 use time::OffsetDateTime;
 
 use super::jwks::CognitoTokenVerifier;
 use super::secret_hash::secret_hash;
-use crate::{RESERVATION_ATTRIBUTE, unexpected};
+use crate::{RESERVATION_ATTRIBUTE, SIGNED_OUT_ATTRIBUTE, unexpected};
 
 /// SignUp throttled by Cognito is retried after 100 ms, 400 ms and 1.6 s.
 const SIGN_UP_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
@@ -102,6 +102,9 @@ fn user_record(
         email_verified: attribute("email_verified") == Some("true"),
         created_at: OffsetDateTime::from_unix_timestamp(created.map_or(0, |d| d.secs()))
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
+        signed_out_at: attribute(SIGNED_OUT_ATTRIBUTE)
+            .and_then(|v| v.parse::<i64>().ok())
+            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok()),
     })
 }
 
@@ -222,6 +225,47 @@ impl CognitoUserPool {
     }
 }
 
+impl CognitoUserPool {
+    /// Revokes the user's refresh tokens (AdminUserGlobalSignOut) and records
+    /// the second in `custom:signed_out_at`, then waits for the next second:
+    /// Cognito stamps `iat` in whole seconds, and a token issued in the second
+    /// of the sign-out would be refused for its whole life.
+    async fn sign_out_everywhere(&self, user: &UserRecord, now: OffsetDateTime) -> Result<(), Error> {
+        self.client
+            .admin_user_global_sign_out()
+            .user_pool_id(&self.user_pool_id)
+            .username(user.sub.as_str())
+            .send()
+            .await
+            .map_err(|e| other(e, "Cognito AdminUserGlobalSignOut"))?;
+        // Cognito's clock decides `iat`, so the wall clock (not the service's) is the one to use.
+        #[allow(clippy::disallowed_methods)]
+        let wall = OffsetDateTime::now_utc().max(now);
+        self.client
+            .admin_update_user_attributes()
+            .user_pool_id(&self.user_pool_id)
+            .username(user.sub.as_str())
+            .user_attributes(
+                AttributeType::builder()
+                    .name(SIGNED_OUT_ATTRIBUTE)
+                    .value(wall.unix_timestamp().to_string())
+                    .build()
+                    .map_err(|e| unexpected(e, "signed_out_at attribute"))?,
+            )
+            .send()
+            .await
+            .map_err(|e| other(e, "Cognito AdminUpdateUserAttributes (signed_out_at)"))?;
+        let next_second = OffsetDateTime::from_unix_timestamp(wall.unix_timestamp() + 1)
+            .map_err(|_| Error::unexpected("time out of range"))?;
+        #[allow(clippy::disallowed_methods)]
+        let wait = next_second - OffsetDateTime::now_utc();
+        if wait.is_positive() {
+            tokio::time::sleep(wait.unsigned_abs()).await;
+        }
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl UserPool for CognitoUserPool {
     async fn sign_up(&self, request: SignUpRequest, _now: OffsetDateTime) -> Result<SignUpOutcome, Error> {
@@ -242,6 +286,137 @@ impl UserPool for CognitoUserPool {
     async fn purge_expired(&self, _now: OffsetDateTime) -> Result<u64, Error> {
         // Cognito expires its own refresh tokens.
         Ok(0)
+    }
+
+    async fn forgot_password(&self, email: &Email, _now: OffsetDateTime) -> Result<(), Error> {
+        let result = self
+            .client
+            .forgot_password()
+            .client_id(&self.client_id)
+            .secret_hash(self.hash(email.as_str()))
+            .username(email.as_str())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            // Unknown, unconfirmed or without a verified email: nothing is sent, and nobody is told.
+            Err(e)
+                if matches!(
+                    service_code(&e),
+                    Some("UserNotFoundException" | "InvalidParameterException" | "NotAuthorizedException")
+                ) =>
+            {
+                Ok(())
+            }
+            Err(e) if matches!(service_code(&e), Some("LimitExceededException")) => {
+                Err(Error::TooManyAttempts { retry_after: std::time::Duration::from_secs(15 * 60) })
+            }
+            Err(e) => Err(other(e, "Cognito ForgotPassword")),
+        }
+    }
+
+    async fn confirm_forgot_password(
+        &self,
+        email: &Email,
+        code: &str,
+        password: &Password,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let result = self
+            .client
+            .confirm_forgot_password()
+            .client_id(&self.client_id)
+            .secret_hash(self.hash(email.as_str()))
+            .username(email.as_str())
+            .confirmation_code(code.trim())
+            .password(password.expose())
+            .send()
+            .await;
+        if let Err(e) = result {
+            return Err(match e.as_service_error() {
+                Some(s) if s.is_invalid_password_exception() => {
+                    Error::InvalidPassword(s.message().unwrap_or("Password does not conform to policy").to_owned())
+                }
+                _ => match service_code(&e) {
+                    Some(
+                        "CodeMismatchException"
+                        | "ExpiredCodeException"
+                        | "UserNotFoundException"
+                        | "NotAuthorizedException"
+                        | "TooManyFailedAttemptsException",
+                    ) => Error::InvalidConfirmationCode,
+                    Some("LimitExceededException") => {
+                        Error::TooManyAttempts { retry_after: std::time::Duration::from_secs(15 * 60) }
+                    }
+                    _ => other(e, "Cognito ConfirmForgotPassword"),
+                },
+            });
+        }
+        // Cognito keeps the refresh tokens across a reset; we end every session.
+        let user = self.get_user(email.as_str()).await?.ok_or(Error::InvalidConfirmationCode)?;
+        self.sign_out_everywhere(&user, now).await
+    }
+
+    async fn change_password(
+        &self,
+        _user: &UserRecord,
+        access_token: &SecretString,
+        previous: &SecretString,
+        proposed: &Password,
+        _now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        let result = self
+            .client
+            .change_password()
+            .access_token(access_token.expose())
+            .previous_password(previous.expose())
+            .proposed_password(proposed.expose())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => Err(match e.as_service_error() {
+                Some(s) if s.is_invalid_password_exception() => {
+                    Error::InvalidPassword(s.message().unwrap_or("Password does not conform to policy").to_owned())
+                }
+                _ => match service_code(&e) {
+                    Some("NotAuthorizedException") => Error::NotAuthorized,
+                    Some("LimitExceededException" | "TooManyFailedAttemptsException") => {
+                        Error::TooManyAttempts { retry_after: std::time::Duration::from_secs(15 * 60) }
+                    }
+                    _ => other(e, "Cognito ChangePassword"),
+                },
+            }),
+        }
+    }
+
+    async fn global_sign_out(
+        &self,
+        user: &UserRecord,
+        _access_token: &SecretString,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        self.sign_out_everywhere(user, now).await
+    }
+
+    async fn delete_user(
+        &self,
+        user: &UserRecord,
+        _access_token: &SecretString,
+        password: &SecretString,
+        now: OffsetDateTime,
+    ) -> Result<(), Error> {
+        // Cognito has no "delete if this is the password": a sign-in proves it.
+        self.sign_in(&user.email, password, now).await.map_err(|e| match e {
+            Error::UserNotConfirmed => Error::NotAuthorized,
+            other => other,
+        })?;
+        match self.client.admin_delete_user().user_pool_id(&self.user_pool_id).username(user.sub.as_str()).send().await
+        {
+            Ok(_) => Ok(()),
+            Err(e) if service_code(&e) == Some("UserNotFoundException") => Ok(()),
+            Err(e) => Err(other(e, "Cognito AdminDeleteUser")),
+        }
     }
 
     async fn delete_unconfirmed(&self, user: &UserRecord) -> Result<(), Error> {

@@ -164,6 +164,7 @@ mod tests {
         json!({
             "sub": "s-1", "iss": ISSUER, "token_use": "access", "client_id": "client-1",
             "username": "s-1", "exp": OffsetDateTime::now_utc().unix_timestamp() + 600,
+            "iat": OffsetDateTime::now_utc().unix_timestamp(),
         })
     }
 

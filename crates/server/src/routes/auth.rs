@@ -7,12 +7,14 @@ use axum::extract::{ConnectInfo, State};
 use domain::{Email, SecretString};
 
 use crate::error::ApiError;
+use crate::extract::Authenticated;
 use crate::extract::{ApiJson, required};
 use crate::service::SignUpForm;
 use crate::startup::AppState;
 use crate::wire::{
-    ConfirmSignUpRequest, ConfirmSignUpResponse, EmailRequest, RefreshRequest, SentResponse, SignInRequest,
-    SignUpRequest, SignUpResponse, SignedOutResponse, TokensResponse,
+    ChangePasswordRequest, ConfirmForgotPasswordRequest, ConfirmSignUpRequest, ConfirmSignUpResponse, DeletedResponse,
+    EmailRequest, PasswordChangedResponse, PasswordRequest, PasswordResetResponse, RefreshRequest, SentResponse,
+    SignInRequest, SignUpRequest, SignUpResponse, SignedOutResponse, TokensResponse,
 };
 
 #[utoipa::path(
@@ -111,4 +113,89 @@ pub async fn sign_out(
     let token = SecretString::new(required(body.refresh_token)?);
     state.service.sign_out(&token).await?;
     Ok(Json(SignedOutResponse { signed_out: true }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/forgot_password",
+    request_body = crate::wire::EmailRequest,
+    responses((status = 200, description = "A recovery code is emailed if the address has a confirmed account; the same answer otherwise", body = crate::wire::SentResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
+pub async fn forgot_password(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<EmailRequest>,
+) -> Result<Json<SentResponse>, ApiError> {
+    let email = Email::parse(&required(body.email)?)?;
+    state.service.forgot_password(email, client.ip()).await?;
+    Ok(Json(SentResponse { sent: true }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/confirm_forgot_password",
+    request_body = crate::wire::ConfirmForgotPasswordRequest,
+    responses((status = 200, description = "The new password is set; every session of the user has ended", body = crate::wire::PasswordResetResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
+pub async fn confirm_forgot_password(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<ConfirmForgotPasswordRequest>,
+) -> Result<Json<PasswordResetResponse>, ApiError> {
+    let email = Email::parse(&required(body.email)?)?;
+    let code = required(body.code)?;
+    let password = SecretString::new(required(body.password)?);
+    state.service.confirm_forgot_password(email, code, password, client.ip()).await?;
+    Ok(Json(PasswordResetResponse { password_reset: true }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/change_password",
+    security(("bearer" = [])),
+    request_body = crate::wire::ChangePasswordRequest,
+    responses((status = 200, description = "Changed", body = crate::wire::PasswordChangedResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
+pub async fn change_password(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Authenticated(user, token): Authenticated,
+    ApiJson(body): ApiJson<ChangePasswordRequest>,
+) -> Result<Json<PasswordChangedResponse>, ApiError> {
+    let previous = SecretString::new(required(body.previous_password)?);
+    let proposed = SecretString::new(required(body.proposed_password)?);
+    state.service.change_password(user, token, previous, proposed, client.ip()).await?;
+    Ok(Json(PasswordChangedResponse { password_changed: true }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/global_sign_out",
+    security(("bearer" = [])),
+    responses((status = 200, description = "Every refresh token is revoked; access tokens issued until now are refused here", body = crate::wire::SignedOutResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
+pub async fn global_sign_out(
+    State(state): State<AppState>,
+    Authenticated(user, token): Authenticated,
+) -> Result<Json<SignedOutResponse>, ApiError> {
+    state.service.global_sign_out(user, token).await?;
+    Ok(Json(SignedOutResponse { signed_out: true }))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/me",
+    security(("bearer" = [])),
+    request_body = crate::wire::PasswordRequest,
+    responses((status = 200, description = "The account is deleted; its unused invitations are revoked", body = crate::wire::DeletedResponse), (status = "default", description = "An error; `code` says which", body = crate::wire::ErrorBody))
+)]
+pub async fn delete_me(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    Authenticated(user, token): Authenticated,
+    ApiJson(body): ApiJson<PasswordRequest>,
+) -> Result<Json<DeletedResponse>, ApiError> {
+    let password = SecretString::new(required(body.password)?);
+    state.service.delete_account(user, token, password, client.ip()).await?;
+    Ok(Json(DeletedResponse { deleted: true }))
 }

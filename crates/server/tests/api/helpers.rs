@@ -187,6 +187,20 @@ impl TestApp {
         self.mails_to(to).await.pop().unwrap_or_else(|| panic!("no email to {to}"))
     }
 
+    /// Waits (up to 10 s) until `to` has received `count` emails, for mail
+    /// sent after the answer (recovery codes); returns the newest.
+    pub async fn wait_for_mail(&self, to: &str, count: usize) -> String {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            let mails = self.mails_to(to).await;
+            if mails.len() >= count {
+                return mails.last().cloned().unwrap();
+            }
+            assert!(std::time::Instant::now() < deadline, "no email #{count} to {to}");
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+    }
+
     pub async fn mail_count(&self, to: &str) -> usize {
         self.mails_to(to).await.len()
     }
