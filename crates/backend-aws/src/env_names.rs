@@ -21,3 +21,8 @@ pub const RESERVATION_ATTRIBUTE: &str = "custom:reservation";
 /// seconds): access tokens issued at or before it are refused. Written only
 /// by the service (admin API), never by the app client.
 pub const SIGNED_OUT_ATTRIBUTE: &str = "custom:signed_out_at";
+/// `"1"` while an operator has disabled the user. Why not AdminDisableUser:
+/// Cognito refuses a disabled user before it looks at the password, so
+/// anyone knowing the address would learn the account's state; with this
+/// attribute a wrong password still gets the usual answer. Service-written only.
+pub const DISABLED_ATTRIBUTE: &str = "custom:disabled";

@@ -71,6 +71,7 @@ ALTER TABLE users ADD COLUMN signed_out_at INTEGER;
 ALTER TABLE users ADD COLUMN recovery_code_hash BLOB;
 ALTER TABLE users ADD COLUMN recovery_expires_at INTEGER;
 ALTER TABLE users ADD COLUMN recovery_attempts INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
 "#,
 ];
 

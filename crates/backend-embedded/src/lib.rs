@@ -27,6 +27,7 @@ use tokens::TokenIssuer;
 pub use backup::{BackupSummary, backup, restore};
 pub use hashing::{HashingCapacity, HashingCost};
 pub use mailer::{OUTBOX_DIR, outbox_messages};
+pub use secrets::{ADMIN_TOKEN_FILE, admin_token};
 pub use tokens::CLIENT_ID;
 
 pub struct EmbeddedConfig {

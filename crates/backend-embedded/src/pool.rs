@@ -80,13 +80,6 @@ impl LocalUserPool {
             .await
     }
 
-    /// `NotAuthorized` unless `password` is the account's password.
-    async fn check_password(&self, user: &UserRecord, password: &SecretString) -> Result<(), Error> {
-        let stored = self.password_hash_of(&user.sub).await?;
-        let known = stored.is_some();
-        if self.hashing.verify(password.expose(), stored).await? && known { Ok(()) } else { Err(Error::NotAuthorized) }
-    }
-
     async fn send_confirmation_code(&self, email: &Email, code: &str) {
         if let Err(e) = self.mailer.send(&messages::confirmation_code(email, code)).await {
             // The account exists either way; the user can ask for the code again.
@@ -133,7 +126,7 @@ fn refresh_token_hash(token: &str) -> [u8; 32] {
     Sha256::digest(token.as_bytes()).into()
 }
 
-const USER_COLUMNS: &str = "sub, email, status, email_verified, created_at, signed_out_at";
+const USER_COLUMNS: &str = "sub, email, status, email_verified, created_at, signed_out_at, disabled";
 
 fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
     let email: String = row.get(1)?;
@@ -147,6 +140,7 @@ fn user_from_row(row: &Row<'_>) -> rusqlite::Result<UserRecord> {
         email_verified: row.get(3)?,
         created_at: from_ts(row.get(4)?)?,
         signed_out_at: row.get::<_, Option<i64>>(5)?.map(from_ts).transpose()?,
+        disabled: row.get(6)?,
     })
 }
 
@@ -244,6 +238,7 @@ impl UserPool for LocalUserPool {
                     email_verified: admission.email_verified,
                     created_at: now,
                     signed_out_at: None,
+                    disabled: false,
                 };
                 insert_user(tx, &user, &password_hash, (!confirmed).then_some(&code_hash), now)?;
                 if let (Some(r), true) = (&reservation, confirmed) {
@@ -376,12 +371,7 @@ impl UserPool for LocalUserPool {
             .await
     }
 
-    async fn global_sign_out(
-        &self,
-        user: &UserRecord,
-        _access_token: &SecretString,
-        now: OffsetDateTime,
-    ) -> Result<(), Error> {
+    async fn global_sign_out(&self, user: &UserRecord, now: OffsetDateTime) -> Result<(), Error> {
         let sub = user.sub.clone();
         // Tokens issued later in this same second say the next one (`sign_tokens`).
         self.db
@@ -394,14 +384,27 @@ impl UserPool for LocalUserPool {
             .await
     }
 
-    async fn delete_user(
-        &self,
-        user: &UserRecord,
-        _access_token: &SecretString,
-        password: &SecretString,
-        _now: OffsetDateTime,
-    ) -> Result<(), Error> {
-        self.check_password(user, password).await?;
+    async fn set_disabled(&self, user: &UserRecord, disabled: bool, _now: OffsetDateTime) -> Result<(), Error> {
+        let sub = user.sub.clone();
+        self.db
+            .write(move |tx| {
+                tx.execute("UPDATE users SET disabled = ?2 WHERE sub = ?1", params![sub.as_str(), disabled])
+                    .map_err(db_err)?;
+                if disabled {
+                    tx.execute("DELETE FROM refresh_tokens WHERE sub = ?1", [sub.as_str()]).map_err(db_err)?;
+                }
+                Ok(())
+            })
+            .await
+    }
+
+    async fn check_password(&self, user: &UserRecord, password: &SecretString) -> Result<(), Error> {
+        let stored = self.password_hash_of(&user.sub).await?;
+        let known = stored.is_some();
+        if self.hashing.verify(password.expose(), stored).await? && known { Ok(()) } else { Err(Error::NotAuthorized) }
+    }
+
+    async fn delete_user(&self, user: &UserRecord) -> Result<(), Error> {
         let sub = user.sub.clone();
         self.db
             .write(move |tx| {
@@ -498,7 +501,7 @@ impl UserPool for LocalUserPool {
                     conn,
                     &format!("SELECT {USER_COLUMNS}, password_hash FROM users WHERE email = ?1"),
                     [target.as_str()],
-                    |row| Ok((user_from_row(row)?, row.get(6)?)),
+                    |row| Ok((user_from_row(row)?, row.get(7)?)),
                 )
             })
             .await?;
@@ -512,6 +515,9 @@ impl UserPool for LocalUserPool {
             Some(user) if password_ok => user,
             _ => return Err(Error::NotAuthorized),
         };
+        if user.disabled {
+            return Err(Error::UserDisabled);
+        }
         if user.status != UserStatus::Confirmed {
             return Err(Error::UserNotConfirmed);
         }
@@ -533,10 +539,10 @@ impl UserPool for LocalUserPool {
             .read(move |conn| {
                 optional_row(
                     conn,
-                    "SELECT u.sub, u.email, u.status, u.email_verified, u.created_at, u.signed_out_at \
+                    "SELECT u.sub, u.email, u.status, u.email_verified, u.created_at, u.signed_out_at, u.disabled \
                      FROM refresh_tokens t \
                      JOIN users u ON u.sub = t.sub \
-                     WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND t.expires_at > ?2",
+                     WHERE t.token_hash = ?1 AND t.revoked_at IS NULL AND t.expires_at > ?2 AND u.disabled = 0",
                     params![hash.as_slice(), ts(now)],
                     user_from_row,
                 )

@@ -13,6 +13,20 @@ use rand::Rng;
 
 pub const CODE_KEY_FILE: &str = "code-hmac.key";
 pub const SIGNING_KEY_FILE: &str = "jwt-signing-key.pk8";
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// The admin API's bearer token, created on first start (256 random bits,
+/// base64url) in a 0600 file the operator reads to configure their backend.
+pub fn admin_token(data_dir: &Path) -> anyhow::Result<String> {
+    use base64::Engine as _;
+    let bytes = load_or_create(&data_dir.join(ADMIN_TOKEN_FILE), || {
+        let mut raw = [0u8; 32];
+        rand::rng().fill_bytes(&mut raw);
+        Ok(base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw).into_bytes())
+    })?;
+    let token = String::from_utf8(bytes).context("the admin token file is not text")?;
+    Ok(token.trim().to_owned())
+}
 
 /// Reads a secret file, creating it with mode 0600 on first start. The new key
 /// is written to a temporary file and linked into place, so a crash or a

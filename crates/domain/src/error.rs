@@ -40,6 +40,9 @@ pub enum Error {
     InvalidToken,
     #[error("The account has not been confirmed; enter the code sent by email")]
     UserNotConfirmed,
+    /// Only told to someone who gave the account's right password.
+    #[error("This account is disabled")]
+    UserDisabled,
     #[error("Invalid or expired confirmation code")]
     InvalidConfirmationCode,
     #[error("No invitations left to send")]

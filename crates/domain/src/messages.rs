@@ -5,13 +5,18 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::{AccessCode, Email, OutgoingEmail};
 
-pub fn invitation(public_url: &str, to: &Email, code: &AccessCode, expires_at: OffsetDateTime) -> OutgoingEmail {
-    let grouped = code.expose_grouped();
+/// The sign-up page's address with the email and code filled in.
+pub fn sign_up_link(public_url: &str, to: &Email, code: &AccessCode) -> String {
     let query = form_urlencoded::Serializer::new(String::new())
         .append_pair("email", to.as_str())
-        .append_pair("code", &grouped)
+        .append_pair("code", &code.expose_grouped())
         .finish();
-    let link = format!("{}/signup?{query}", public_url.trim_end_matches('/'));
+    format!("{}/signup?{query}", public_url.trim_end_matches('/'))
+}
+
+pub fn invitation(public_url: &str, to: &Email, code: &AccessCode, expires_at: OffsetDateTime) -> OutgoingEmail {
+    let grouped = code.expose_grouped();
+    let link = sign_up_link(public_url, to, code);
     let expires = expires_at.format(&Rfc3339).unwrap_or_else(|_| expires_at.to_string());
     OutgoingEmail {
         to: to.clone(),

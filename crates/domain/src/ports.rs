@@ -131,20 +131,15 @@ pub trait UserPool: Send + Sync {
     /// `UserRecord::signed_out_at`, so `UserRecord::accepts` refuses the access
     /// tokens issued until then. A token issued afterwards must carry a later
     /// `iat` second: the pool stamps it so, or returns only once that second began.
-    async fn global_sign_out(
-        &self,
-        user: &UserRecord,
-        access_token: &SecretString,
-        now: OffsetDateTime,
-    ) -> Result<(), Error>;
-    /// Deletes the account if `password` is its password (`NotAuthorized` otherwise).
-    async fn delete_user(
-        &self,
-        user: &UserRecord,
-        access_token: &SecretString,
-        password: &SecretString,
-        now: OffsetDateTime,
-    ) -> Result<(), Error>;
+    async fn global_sign_out(&self, user: &UserRecord, now: OffsetDateTime) -> Result<(), Error>;
+    /// Disables (or enables again) the account. A disabled account's refresh
+    /// tokens stop working; sign-in with its right password answers
+    /// `UserDisabled`, with a wrong one `NotAuthorized` as always.
+    async fn set_disabled(&self, user: &UserRecord, disabled: bool, now: OffsetDateTime) -> Result<(), Error>;
+    /// `NotAuthorized` unless `password` is the account's password.
+    async fn check_password(&self, user: &UserRecord, password: &SecretString) -> Result<(), Error>;
+    /// Deletes the account and its sessions.
+    async fn delete_user(&self, user: &UserRecord) -> Result<(), Error>;
     async fn verify_access_token(&self, token: &SecretString, now: OffsetDateTime) -> Result<AccessClaims, Error>;
     async fn find_by_email(&self, email: &Email) -> Result<Option<UserRecord>, Error>;
     async fn find_by_sub(&self, sub: &UserSub) -> Result<Option<UserRecord>, Error>;

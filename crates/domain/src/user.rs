@@ -60,6 +60,8 @@ pub struct UserRecord {
     /// The last global sign-out: access tokens issued at or before it (in
     /// whole seconds, as `iat` is) are refused.
     pub signed_out_at: Option<OffsetDateTime>,
+    /// Disabled by an operator: cannot sign in, refresh or use a token.
+    pub disabled: bool,
 }
 
 impl UserRecord {
@@ -67,7 +69,8 @@ impl UserRecord {
     /// global sign-out (if any). Pools make sure a token issued after a
     /// sign-out has a later `iat` second (see `UserPool::global_sign_out`).
     pub fn accepts(&self, claims: &AccessClaims) -> bool {
-        self.signed_out_at.is_none_or(|at| claims.issued_at.unix_timestamp() > at.unix_timestamp())
+        !self.disabled
+            && self.signed_out_at.is_none_or(|at| claims.issued_at.unix_timestamp() > at.unix_timestamp())
     }
 
     /// An unconfirmed (open-mode) account never proved its address; an

@@ -9,7 +9,7 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::clock::SystemClock;
 use crate::config::{BackendKind, Cli, Command, CommonArgs, InviteCommand, ServeArgs, UsersCommand, app_config};
-use crate::service::{Actor, InvitationRef, Invitegate};
+use crate::service::{Actor, InvitationRef, Invitegate, OperatorInvite, UserRef};
 use crate::startup::{Application, build_service, default_public_url, shutdown_signal};
 use crate::wire::ErrorCode;
 
@@ -23,6 +23,7 @@ pub async fn run_writing_to(cli: &Cli, out: &mut impl std::io::Write) -> anyhow:
         Command::Serve(serve) => run_serve(&cli.common, serve).await,
         Command::Invite(command) => run_invite(&cli.common, command, out).await,
         Command::Users(UsersCommand::List) => run_users(&cli.common, out).await,
+        Command::Users(command) => run_user_action(&cli.common, command, out).await,
         Command::Backup { file } => run_backup(&cli.common, file, out),
         Command::Restore { file } => run_restore(&cli.common, file, out),
         Command::Outbox { count } => run_outbox(&cli.common, *count, out),
@@ -113,8 +114,27 @@ pub async fn run_invite(common: &CommonArgs, command: &InviteCommand, out: &mut 
     let service = operator_service(common).await?;
     let operator = Actor::Operator;
     match command {
-        InviteCommand::Create { email, quota } => {
-            let invitation = service.invite(&operator, parse_email(email)?, *quota).await.map_err(operator_error)?;
+        InviteCommand::Create { email, quota, expires_in_hours, no_email } => {
+            let options = OperatorInvite {
+                quota: *quota,
+                expires_in: expires_in_hours.map(|h| time::Duration::hours(i64::from(h))),
+                send_email: !no_email,
+            };
+            let (invitation, link) =
+                service.invite_as_operator(parse_email(email)?, options).await.map_err(operator_error)?;
+            if let Some(link) = link {
+                // To the operator's terminal only: never logged.
+                writeln!(
+                    out,
+                    "Invited {} (invitation {}), valid until {}. No email was sent; give them this link \
+                     (it holds the code, and is shown only now):\n{}",
+                    invitation.email,
+                    invitation.id,
+                    invitation.expires_at.format(&Rfc3339)?,
+                    link.expose()
+                )?;
+                return Ok(());
+            }
             writeln!(
                 out,
                 "Invited {} (invitation {}), valid until {}.\nThe access code was emailed to them{}.",
@@ -180,6 +200,60 @@ pub async fn run_users(common: &CommonArgs, out: &mut impl Write) -> anyhow::Res
             user.email_verified,
             user.created_at.format(&Rfc3339)?
         )?;
+    }
+    Ok(())
+}
+
+/// One operator action on one account, named by email.
+pub async fn run_user_action(common: &CommonArgs, command: &UsersCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let service = operator_service(common).await?;
+    let target = |email: &str| parse_email(email).map(UserRef::Email);
+    match command {
+        UsersCommand::List => unreachable!("listed by run_users"),
+        UsersCommand::Show { email } => {
+            let details = service.user_details(&target(email)?).await.map_err(operator_error)?;
+            let user = &details.user;
+            writeln!(out, "sub:           {}", user.sub)?;
+            writeln!(out, "email:         {} (verified: {})", user.email, user.email_verified)?;
+            let state = if user.disabled { "DISABLED" } else { user.status.as_str() };
+            writeln!(out, "status:        {state}")?;
+            writeln!(out, "created:       {}", user.created_at.format(&Rfc3339)?)?;
+            let invited_by = match &details.invited_by {
+                Some(Inviter::Operator) => "the operator".to_owned(),
+                Some(Inviter::User(sub)) => sub.to_string(),
+                None => "nobody (open sign-up)".to_owned(),
+            };
+            writeln!(out, "invited by:    {invited_by}")?;
+            writeln!(out, "invites left:  {}", details.invites_remaining)?;
+            writeln!(out, "invitations sent: {}", details.invitations.len())?;
+            for invitation in &details.invitations {
+                writeln!(out, "  {:<32}  {:<8}  {}", invitation.email, invitation.status.as_str(), invitation.id)?;
+            }
+            writeln!(out, "invitees: {}", details.invitees.len())?;
+            for invitee in &details.invitees {
+                writeln!(out, "  {invitee}")?;
+            }
+        }
+        UsersCommand::Disable { email } => {
+            let user = service.set_user_disabled(&target(email)?, true).await.map_err(operator_error)?;
+            writeln!(out, "Disabled {}: it can no longer sign in, and its sessions have ended.", user.email)?;
+        }
+        UsersCommand::Enable { email } => {
+            let user = service.set_user_disabled(&target(email)?, false).await.map_err(operator_error)?;
+            writeln!(out, "Enabled {}.", user.email)?;
+        }
+        UsersCommand::Delete { email } => {
+            let user = service.delete_user(&target(email)?).await.map_err(operator_error)?;
+            writeln!(out, "Deleted {} ({}); its unused invitations were revoked.", user.email, user.sub)?;
+        }
+        UsersCommand::SignOut { email } => {
+            let user = service.sign_out_user(&target(email)?).await.map_err(operator_error)?;
+            writeln!(out, "Signed {} out everywhere.", user.email)?;
+        }
+        UsersCommand::ResetPassword { email } => {
+            let user = service.reset_password(&target(email)?).await.map_err(operator_error)?;
+            writeln!(out, "Sent a password-recovery code to {}.", user.email)?;
+        }
     }
     Ok(())
 }

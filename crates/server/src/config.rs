@@ -177,7 +177,7 @@ pub enum Command {
     /// Create, list, revoke and re-send invitations as the operator.
     #[command(subcommand)]
     Invite(InviteCommand),
-    /// Inspect users.
+    /// Inspect and manage accounts.
     #[command(subcommand)]
     Users(UsersCommand),
     /// Copy the database (consistent, while the service runs) and its keys into one
@@ -246,12 +246,19 @@ impl ServeArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum InviteCommand {
-    /// Invite an email address; the access code goes to it by email only.
+    /// Invite an email address; the access code goes to it by email (or, with
+    /// --no-email, to you, once, as a sign-up link).
     Create {
         email: String,
         /// Invitations the invitee may send once signed up (default: --invite-quota).
         #[arg(long)]
         quota: Option<u32>,
+        /// How long this invitation stays usable (default: --invitation-ttl-hours).
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=8760))]
+        expires_in_hours: Option<u32>,
+        /// Send no email: print the sign-up link (it holds the code) for you to deliver.
+        #[arg(long)]
+        no_email: bool,
     },
     /// List invitations, newest first.
     List {
@@ -269,6 +276,18 @@ pub enum InviteCommand {
 pub enum UsersCommand {
     /// List users, oldest first.
     List,
+    /// One account: status, created, invited by, invitations sent and their state, invitees.
+    Show { email: String },
+    /// Disable an account: it cannot sign in, refresh or use its tokens.
+    Disable { email: String },
+    /// Enable a disabled account again.
+    Enable { email: String },
+    /// Delete an account; its unused invitations are revoked.
+    Delete { email: String },
+    /// End every session of an account (refresh tokens revoked, access tokens refused).
+    SignOut { email: String },
+    /// Email the account a password-recovery code.
+    ResetPassword { email: String },
 }
 
 fn parse_policy(s: &str) -> Result<SignUpPolicy, String> {

@@ -71,6 +71,41 @@ pub enum InvitationRef {
     LatestFor(Email),
 }
 
+/// How an operator's invitation is made.
+#[derive(Debug, Clone, Default)]
+pub struct OperatorInvite {
+    /// Invitations the invitee may send in turn (default: the service's quota).
+    pub quota: Option<u32>,
+    /// How long it stays usable (default: the service's invitation lifetime).
+    pub expires_in: Option<Duration>,
+    /// `false`: no email; the caller gets the sign-up link to deliver.
+    pub send_email: bool,
+}
+
+struct Delivery {
+    ttl: Duration,
+    email: bool,
+}
+
+/// Which account an operator means: by sub (the admin API) or by email (the CLI).
+#[derive(Debug, Clone)]
+pub enum UserRef {
+    Sub(UserSub),
+    Email(Email),
+}
+
+/// What an operator sees of one account.
+#[derive(Debug, Clone)]
+pub struct UserDetails {
+    pub user: UserRecord,
+    pub invites_remaining: u32,
+    pub invited_by: Option<Inviter>,
+    /// The invitations they sent, newest first.
+    pub invitations: Vec<InvitationSummary>,
+    /// Who signed up with those invitations.
+    pub invitees: Vec<UserSub>,
+}
+
 /// An invitation as people see it: its status as of now, no code hash.
 #[derive(Debug, Clone)]
 pub struct InvitationSummary {
@@ -441,10 +476,10 @@ impl Invitegate {
 
     /// Every refresh token of the user is revoked, and access tokens issued
     /// until now are refused by this service.
-    pub async fn global_sign_out(&self, user: UserRecord, access_token: SecretString) -> Result<(), Error> {
+    pub async fn global_sign_out(&self, user: UserRecord) -> Result<(), Error> {
         let pool = Arc::clone(&self.pool);
         let now = self.clock.now();
-        to_completion(async move { pool.global_sign_out(&user, &access_token, now).await }).await?;
+        to_completion(async move { pool.global_sign_out(&user, now).await }).await?;
         tracing::info!("signed out everywhere");
         Ok(())
     }
@@ -452,22 +487,21 @@ impl Invitegate {
     /// Deletes the caller's account (the password must be right), then
     /// revokes the invitations they sent that nobody used yet. Who invited
     /// whom stays on record, by sub; the address can be invited again.
-    pub async fn delete_account(
-        &self,
-        user: UserRecord,
-        access_token: SecretString,
-        password: SecretString,
-        client: IpAddr,
-    ) -> Result<(), Error> {
+    pub async fn delete_account(&self, user: UserRecord, password: SecretString, client: IpAddr) -> Result<(), Error> {
         let service = self.clone();
-        let now = self.clock.now();
         self.attempt(Subject::Email(user.email.clone()), client, async move {
-            service.pool.delete_user(&user, &access_token, &password, now).await?;
-            let revoked = service.store.revoke_pending_from(&user.sub, now).await?;
-            tracing::info!(sub = %user.sub, revoked, "account deleted");
-            Ok(())
+            service.pool.check_password(&user, &password).await?;
+            service.remove_user(user).await
         })
         .await
+    }
+
+    /// The account goes, then the invitations it sent that nobody used yet.
+    async fn remove_user(&self, user: UserRecord) -> Result<(), Error> {
+        self.pool.delete_user(&user).await?;
+        let revoked = self.store.revoke_pending_from(&user.sub, self.clock.now()).await?;
+        tracing::info!(sub = %user.sub, revoked, "account deleted");
+        Ok(())
     }
 
     /// The public keys that verify the pool's tokens, as a JWKS document (if the pool publishes one).
@@ -515,6 +549,32 @@ impl Invitegate {
         email: Email,
         invitee_quota: Option<u32>,
     ) -> Result<InvitationSummary, Error> {
+        let delivery = Delivery { ttl: self.settings.invitation_ttl, email: true };
+        self.create_invitation(inviter, email, invitee_quota, delivery).await.map(|(summary, _)| summary)
+    }
+
+    /// An operator's invitation, with a lifetime of its own if given; with
+    /// `send_email: false` nothing is mailed and the sign-up link (holding the
+    /// code) is returned, once, for the operator to deliver.
+    pub async fn invite_as_operator(
+        &self,
+        email: Email,
+        options: OperatorInvite,
+    ) -> Result<(InvitationSummary, Option<SecretString>), Error> {
+        let service = self.clone();
+        let delivery =
+            Delivery { ttl: options.expires_in.unwrap_or(self.settings.invitation_ttl), email: options.send_email };
+        to_completion(async move { service.create_invitation(Inviter::Operator, email, options.quota, delivery).await })
+            .await
+    }
+
+    async fn create_invitation(
+        &self,
+        inviter: Inviter,
+        email: Email,
+        invitee_quota: Option<u32>,
+        delivery: Delivery,
+    ) -> Result<(InvitationSummary, Option<SecretString>), Error> {
         if self.pool.find_by_email(&email).await?.is_some_and(|user| !user.gives_way_to_invitation()) {
             return Err(Error::UserExists);
         }
@@ -536,9 +596,15 @@ impl Invitegate {
             inviter,
             invitee_quota,
             created_at: whole_seconds(now),
-            expires_at: whole_seconds(now + self.settings.invitation_ttl),
+            expires_at: whole_seconds(now + delivery.ttl),
         };
         let invitation = self.store.create(new, charge, now).await?;
+        if !delivery.email {
+            tracing::info!(invitation = %invitation.id, "invitation created for the operator to deliver");
+            self.metrics.invitation(InvitationOutcome::Created);
+            let link = SecretString::new(messages::sign_up_link(&self.public_url, &email, &code));
+            return Ok((self.summary(&invitation), Some(link)));
+        }
         let message = messages::invitation(&self.public_url, &email, &code, invitation.expires_at);
         if let Err(e) = self.mailer.send(&message).await {
             if let Err(revoke_error) = self.store.revoke(&invitation.id, now).await {
@@ -548,7 +614,7 @@ impl Invitegate {
         }
         tracing::info!(invitation = %invitation.id, "invitation sent");
         self.metrics.invitation(InvitationOutcome::Created);
-        Ok(self.summary(&invitation))
+        Ok((self.summary(&invitation), None))
     }
 
     /// A user's own invitations, or every invitation for the operator; newest first.
@@ -638,6 +704,64 @@ impl Invitegate {
     /// Every user, oldest first.
     pub async fn list_users(&self) -> Result<Vec<UserRecord>, Error> {
         self.pool.list_users().await
+    }
+
+    // ----- Operator actions on accounts (the CLI and the admin API) -----
+
+    /// The account `target` names, or `NotFound`.
+    pub async fn find_user(&self, target: &UserRef) -> Result<UserRecord, Error> {
+        let user = match target {
+            UserRef::Sub(sub) => self.pool.find_by_sub(sub).await?,
+            UserRef::Email(email) => self.pool.find_by_email(email).await?,
+        };
+        user.ok_or(Error::NotFound)
+    }
+
+    /// The account with its place in the invitation tree.
+    pub async fn user_details(&self, target: &UserRef) -> Result<UserDetails, Error> {
+        let user = self.find_user(target).await?;
+        let Standing { invites_remaining, invited_by } =
+            self.store.standing(&user.sub, self.settings.default_invite_quota).await?;
+        let sent = self.store.list(Some(&Inviter::User(user.sub.clone()))).await?;
+        let invitations: Vec<InvitationSummary> = sent.iter().map(|i| self.summary(i)).collect();
+        let invitees = invitations.iter().filter_map(|i| i.redeemed_by.clone()).collect();
+        Ok(UserDetails { user, invites_remaining, invited_by, invitations, invitees })
+    }
+
+    /// A disabled account cannot sign in (its right password gets
+    /// `user_disabled`), refresh, or use an access token here.
+    pub async fn set_user_disabled(&self, target: &UserRef, disabled: bool) -> Result<UserRecord, Error> {
+        let user = self.find_user(target).await?;
+        let pool = Arc::clone(&self.pool);
+        let now = self.clock.now();
+        let changed = user.clone();
+        to_completion(async move { pool.set_disabled(&changed, disabled, now).await }).await?;
+        tracing::info!(sub = %user.sub, disabled, "account disabled flag set by the operator");
+        Ok(UserRecord { disabled, ..user })
+    }
+
+    /// Ends every session of the account, as its own global sign-out does.
+    pub async fn sign_out_user(&self, target: &UserRef) -> Result<UserRecord, Error> {
+        let user = self.find_user(target).await?;
+        self.global_sign_out(user.clone()).await?;
+        Ok(user)
+    }
+
+    /// Deletes the account as `DELETE /me` does, without its password.
+    pub async fn delete_user(&self, target: &UserRef) -> Result<UserRecord, Error> {
+        let user = self.find_user(target).await?;
+        let service = self.clone();
+        let removed = user.clone();
+        to_completion(async move { service.remove_user(removed).await }).await?;
+        Ok(user)
+    }
+
+    /// Sends the account a recovery code (its password stays until they use it).
+    pub async fn reset_password(&self, target: &UserRef) -> Result<UserRecord, Error> {
+        let user = self.find_user(target).await?;
+        self.pool.forgot_password(&user.email, self.clock.now()).await?;
+        tracing::info!(sub = %user.sub, "recovery code sent at the operator's request");
+        Ok(user)
     }
 
     /// `user` as `authenticate` read it: no second lookup.

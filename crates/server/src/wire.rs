@@ -224,6 +224,7 @@ pub enum ErrorCode {
     Unavailable,
     NotAuthorized,
     UserNotConfirmed,
+    UserDisabled,
     InvalidConfirmationCode,
     InviteQuotaExhausted,
     AlreadyInvited,
@@ -252,6 +253,7 @@ impl ErrorCode {
             Self::Unavailable => "unavailable",
             Self::NotAuthorized => "not_authorized",
             Self::UserNotConfirmed => "user_not_confirmed",
+            Self::UserDisabled => "user_disabled",
             Self::InvalidConfirmationCode => "invalid_confirmation_code",
             Self::InviteQuotaExhausted => "invite_quota_exhausted",
             Self::AlreadyInvited => "already_invited",
@@ -277,6 +279,7 @@ impl ErrorCode {
             | Self::InvitationRevoked
             | Self::InvitationRedeemed
             | Self::UserNotConfirmed
+            | Self::UserDisabled
             | Self::InviteQuotaExhausted
             | Self::SignUpNotAllowed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -315,6 +318,7 @@ impl From<&Error> for ErrorCode {
             // One code for a wrong credential and a bad token: neither says which part was wrong.
             Error::NotAuthorized | Error::InvalidToken => Self::NotAuthorized,
             Error::UserNotConfirmed => Self::UserNotConfirmed,
+            Error::UserDisabled => Self::UserDisabled,
             Error::InvalidConfirmationCode => Self::InvalidConfirmationCode,
             Error::InviteQuotaExhausted => Self::InviteQuotaExhausted,
             Error::AlreadyInvited => Self::AlreadyInvited,

@@ -226,6 +226,7 @@ pub async fn create_pool(
         .lambda_config(LambdaConfigType::builder().pre_sign_up(function_arn).build())
         .schema(reservation_attribute()?)
         .schema(signed_out_attribute())
+        .schema(disabled_attribute())
         .send()
         .await;
     let pool = ctx(pool, "CreateUserPool")?.user_pool.context("CreateUserPool gave no pool")?;
@@ -289,6 +290,17 @@ fn signed_out_attribute() -> SchemaAttributeType {
         .string_attribute_constraints(
             StringAttributeConstraintsType::builder().min_length("1").max_length("20").build(),
         )
+        .build()
+}
+
+/// `custom:disabled`: "1" while an operator has disabled the user (see
+/// `backend_aws::DISABLED_ATTRIBUTE` for why not AdminDisableUser). Service-written only.
+fn disabled_attribute() -> SchemaAttributeType {
+    SchemaAttributeType::builder()
+        .name(backend_aws::DISABLED_ATTRIBUTE.trim_start_matches("custom:"))
+        .attribute_data_type(AttributeDataType::String)
+        .mutable(true)
+        .string_attribute_constraints(StringAttributeConstraintsType::builder().min_length("1").max_length("1").build())
         .build()
 }
 

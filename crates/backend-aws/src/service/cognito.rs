@@ -16,7 +16,7 @@ use time::OffsetDateTime;
 
 use super::jwks::CognitoTokenVerifier;
 use super::secret_hash::secret_hash;
-use crate::{RESERVATION_ATTRIBUTE, SIGNED_OUT_ATTRIBUTE, unexpected};
+use crate::{DISABLED_ATTRIBUTE, RESERVATION_ATTRIBUTE, SIGNED_OUT_ATTRIBUTE, unexpected};
 
 /// SignUp throttled by Cognito is retried after 100 ms, 400 ms and 1.6 s.
 const SIGN_UP_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
@@ -105,6 +105,7 @@ fn user_record(
         signed_out_at: attribute(SIGNED_OUT_ATTRIBUTE)
             .and_then(|v| v.parse::<i64>().ok())
             .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok()),
+        disabled: attribute(DISABLED_ATTRIBUTE) == Some("1"),
     })
 }
 
@@ -390,27 +391,66 @@ impl UserPool for CognitoUserPool {
         }
     }
 
-    async fn global_sign_out(
-        &self,
-        user: &UserRecord,
-        _access_token: &SecretString,
-        now: OffsetDateTime,
-    ) -> Result<(), Error> {
+    async fn global_sign_out(&self, user: &UserRecord, now: OffsetDateTime) -> Result<(), Error> {
         self.sign_out_everywhere(user, now).await
     }
 
-    async fn delete_user(
-        &self,
-        user: &UserRecord,
-        _access_token: &SecretString,
-        password: &SecretString,
-        now: OffsetDateTime,
-    ) -> Result<(), Error> {
-        // Cognito has no "delete if this is the password": a sign-in proves it.
-        self.sign_in(&user.email, password, now).await.map_err(|e| match e {
-            Error::UserNotConfirmed => Error::NotAuthorized,
-            other => other,
-        })?;
+    async fn set_disabled(&self, user: &UserRecord, disabled: bool, now: OffsetDateTime) -> Result<(), Error> {
+        self.client
+            .admin_update_user_attributes()
+            .user_pool_id(&self.user_pool_id)
+            .username(user.sub.as_str())
+            .user_attributes(
+                AttributeType::builder()
+                    .name(DISABLED_ATTRIBUTE)
+                    .value(if disabled { "1" } else { "0" })
+                    .build()
+                    .map_err(|e| unexpected(e, "disabled attribute"))?,
+            )
+            .send()
+            .await
+            .map_err(|e| other(e, "Cognito AdminUpdateUserAttributes (disabled)"))?;
+        if disabled {
+            // Its refresh tokens stop working, and so do its access tokens here.
+            self.sign_out_everywhere(user, now).await?;
+        }
+        Ok(())
+    }
+
+    async fn check_password(&self, user: &UserRecord, password: &SecretString) -> Result<(), Error> {
+        // Cognito has no "is this the password": a sign-in proves it, and its
+        // session is closed again at once.
+        let result = self
+            .client
+            .initiate_auth()
+            .client_id(&self.client_id)
+            .auth_flow(AuthFlowType::UserPasswordAuth)
+            .auth_parameters("USERNAME", user.email.as_str())
+            .auth_parameters("PASSWORD", password.expose())
+            .auth_parameters("SECRET_HASH", self.hash(user.email.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(output) => {
+                if let Some(refresh) = output.authentication_result().and_then(|r| r.refresh_token()) {
+                    let packed = pack_refresh_token(user.sub.as_str(), refresh);
+                    self.sign_out(&packed, OffsetDateTime::UNIX_EPOCH).await?;
+                }
+                Ok(())
+            }
+            Err(e) => Err(match service_code(&e) {
+                Some(
+                    "NotAuthorizedException"
+                    | "UserNotFoundException"
+                    | "PasswordResetRequiredException"
+                    | "UserNotConfirmedException",
+                ) => Error::NotAuthorized,
+                _ => other(e, "Cognito InitiateAuth (password check)"),
+            }),
+        }
+    }
+
+    async fn delete_user(&self, user: &UserRecord) -> Result<(), Error> {
         match self.client.admin_delete_user().user_pool_id(&self.user_pool_id).username(user.sub.as_str()).send().await
         {
             Ok(_) => Ok(()),
@@ -476,7 +516,7 @@ impl UserPool for CognitoUserPool {
         }
     }
 
-    async fn sign_in(&self, email: &Email, password: &SecretString, _now: OffsetDateTime) -> Result<Tokens, Error> {
+    async fn sign_in(&self, email: &Email, password: &SecretString, now: OffsetDateTime) -> Result<Tokens, Error> {
         let result = self
             .client
             .initiate_auth()
@@ -502,7 +542,15 @@ impl UserPool for CognitoUserPool {
         let result = output.authentication_result();
         let access = result.and_then(|r| r.access_token()).ok_or_else(|| Error::unexpected("no access token"))?;
         let refresh = result.and_then(|r| r.refresh_token()).ok_or_else(|| Error::unexpected("no refresh token"))?;
-        let packed = pack_refresh_token(&username_of(access)?, refresh);
+        let username = username_of(access)?;
+        // The password was right; a disabled account is told so, and the
+        // session Cognito just opened is closed again.
+        if self.get_user(&username).await?.is_some_and(|user| user.disabled) {
+            let packed = pack_refresh_token(&username, refresh);
+            self.sign_out(&packed, now).await?;
+            return Err(Error::UserDisabled);
+        }
+        let packed = pack_refresh_token(&username, refresh);
         tokens(result, Some(packed))
     }
 

@@ -176,9 +176,9 @@ pub async fn change_password(
 )]
 pub async fn global_sign_out(
     State(state): State<AppState>,
-    Authenticated(user, token): Authenticated,
+    Authenticated(user, _): Authenticated,
 ) -> Result<Json<SignedOutResponse>, ApiError> {
-    state.service.global_sign_out(user, token).await?;
+    state.service.global_sign_out(user).await?;
     Ok(Json(SignedOutResponse { signed_out: true }))
 }
 
@@ -192,10 +192,10 @@ pub async fn global_sign_out(
 pub async fn delete_me(
     State(state): State<AppState>,
     ConnectInfo(client): ConnectInfo<SocketAddr>,
-    Authenticated(user, token): Authenticated,
+    Authenticated(user, _): Authenticated,
     ApiJson(body): ApiJson<PasswordRequest>,
 ) -> Result<Json<DeletedResponse>, ApiError> {
     let password = SecretString::new(required(body.password)?);
-    state.service.delete_account(user, token, password, client.ip()).await?;
+    state.service.delete_account(user, password, client.ip()).await?;
     Ok(Json(DeletedResponse { deleted: true }))
 }
