@@ -69,8 +69,7 @@ impl UserRecord {
     /// global sign-out (if any). Pools make sure a token issued after a
     /// sign-out has a later `iat` second (see `UserPool::global_sign_out`).
     pub fn accepts(&self, claims: &AccessClaims) -> bool {
-        !self.disabled
-            && self.signed_out_at.is_none_or(|at| claims.issued_at.unix_timestamp() > at.unix_timestamp())
+        !self.disabled && self.signed_out_at.is_none_or(|at| claims.issued_at.unix_timestamp() > at.unix_timestamp())
     }
 
     /// An unconfirmed (open-mode) account never proved its address; an

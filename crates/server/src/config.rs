@@ -18,7 +18,7 @@ use crate::client_address::TrustedProxies;
 use crate::limits::AttemptLimits;
 use crate::serve::ConnectionLimits;
 use crate::service::ServiceSettings;
-use crate::startup::{AppConfig, Backend, EmbeddedSettings};
+use crate::startup::{AdminTokenSource, AppConfig, Backend, EmbeddedSettings};
 
 /// The embedded backend's sender when none is set.
 pub const DEFAULT_MAIL_FROM: &str = "invitegate <no-reply@invitegate.localhost>";
@@ -230,6 +230,14 @@ pub struct ServeArgs {
     /// of beside the API.
     #[arg(long, env = "INVITEGATE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// The admin API's bearer token (default on the embedded backend: the `admin-token` file
+    /// in the data dir, created on first start; on AWS none, and /admin answers 401).
+    /// Prefer --admin-token-file or the environment variable: flags show up in `ps`.
+    #[arg(long, env = "INVITEGATE_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<SecretString>,
+    /// A file (readable by its owner only) holding the admin API's bearer token.
+    #[arg(long, env = "INVITEGATE_ADMIN_TOKEN_FILE")]
+    pub admin_token_file: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -328,5 +336,11 @@ pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Res
         connection_limits: serve.map_or_else(ConnectionLimits::for_this_process, ServeArgs::connection_limits),
         trusted_proxies: TrustedProxies::new(serve.map(|s| s.trusted_proxies.clone()).unwrap_or_default()),
         metrics_listen: serve.and_then(|s| s.metrics_listen),
+        admin_token: match serve {
+            Some(ServeArgs { admin_token: Some(token), .. }) => AdminTokenSource::Given(token.clone()),
+            Some(ServeArgs { admin_token_file: Some(file), .. }) => AdminTokenSource::File(file.clone()),
+            Some(_) => AdminTokenSource::DataDir,
+            None => AdminTokenSource::None,
+        },
     })
 }

@@ -92,6 +92,29 @@ impl FromRequestParts<AppState> for Authenticated {
     }
 }
 
+/// A request carrying the admin token (`Authorization: Bearer <admin token>`),
+/// compared in constant time. Without a configured token every `/admin`
+/// route answers 401, like a wrong one.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        let presented =
+            parts.headers.get(axum::http::header::AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(
+                |value| {
+                    let (scheme, token) = value.split_once(' ')?;
+                    scheme.eq_ignore_ascii_case("bearer").then_some(token)
+                },
+            );
+        match (&state.admin, presented) {
+            (Some(credential), Some(token)) if credential.accepts(token) => Ok(Self),
+            _ => Err(ApiError(Error::InvalidToken)),
+        }
+    }
+}
+
 /// Non-empty string field or `missing_params`.
 pub fn required(field: Option<String>) -> Result<String, ApiError> {
     field.filter(|value| !value.trim().is_empty()).ok_or(ApiError(Error::MissingParams))

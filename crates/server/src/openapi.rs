@@ -5,7 +5,7 @@
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use crate::routes::{auth, invitations, meta};
+use crate::routes::{admin, auth, invitations, meta};
 use crate::wire;
 
 #[derive(OpenApi)]
@@ -33,6 +33,17 @@ use crate::wire;
         invitations::list,
         invitations::revoke,
         invitations::resend,
+        admin::create_invitation,
+        admin::list_invitations,
+        admin::revoke_invitation,
+        admin::resend_invitation,
+        admin::list_users,
+        admin::show_user,
+        admin::disable_user,
+        admin::enable_user,
+        admin::sign_out_user,
+        admin::reset_password,
+        admin::delete_user,
     ),
     components(schemas(wire::ErrorBody, wire::ErrorCode)),
     modifiers(&BearerAuth)
@@ -45,6 +56,8 @@ impl Modify for BearerAuth {
     fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
         if let Some(components) = openapi.components.as_mut() {
             components.add_security_scheme("bearer", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
+            // The admin token, not a user's access token (see the README's admin API).
+            components.add_security_scheme("admin", SecurityScheme::Http(Http::new(HttpAuthScheme::Bearer)));
         }
     }
 }

@@ -12,6 +12,7 @@ use axum::http::{HeaderValue, Method, Request, StatusCode, header};
 use axum::response::Response;
 use axum::routing::{delete, get, post};
 use backend_embedded::{EmbeddedConfig, HashingCapacity, HashingCost};
+use domain::admin::AdminCredential;
 use domain::{Adapters, SignUpPolicy};
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
@@ -22,7 +23,7 @@ use crate::client_address::TrustedProxies;
 use crate::clock::Clock;
 use crate::error::error_response;
 use crate::limits::AttemptLimits;
-use crate::routes::{auth, invitations, meta};
+use crate::routes::{admin, auth, invitations, meta};
 use crate::serve::ConnectionLimits;
 use crate::service::{Invitegate, ServiceSettings};
 use crate::telemetry;
@@ -64,12 +65,61 @@ pub struct AppConfig {
     pub trusted_proxies: TrustedProxies,
     /// Where `/metrics` is served instead of beside the API, if set.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the admin API's bearer token comes from.
+    pub admin_token: AdminTokenSource,
+}
+
+/// Where the admin API's bearer token comes from.
+#[derive(Debug, Clone)]
+pub enum AdminTokenSource {
+    Given(domain::SecretString),
+    /// A file readable by its owner only.
+    File(std::path::PathBuf),
+    /// Embedded backend: the data dir's `admin-token`, created on first start.
+    /// On AWS there is no data dir: no token, and `/admin` answers 401.
+    DataDir,
+    /// No admin API (every `/admin` route answers 401).
+    None,
+}
+
+impl AdminTokenSource {
+    fn credential(&self, backend: &Backend) -> anyhow::Result<Option<AdminCredential>> {
+        let token = match (self, backend) {
+            (Self::Given(token), _) => token.expose().to_owned(),
+            (Self::File(path), _) => {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(path)
+                    .with_context(|| format!("reading the admin token file {}", path.display()))?
+                    .permissions()
+                    .mode();
+                if mode & 0o077 != 0 {
+                    anyhow::bail!(
+                        "{} has permissions {:o}; it must be readable by its owner only",
+                        path.display(),
+                        mode & 0o777
+                    );
+                }
+                std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+            }
+            (Self::DataDir, Backend::Embedded(embedded)) => {
+                let token = backend_embedded::admin_token(&embedded.data_dir)?;
+                let file = embedded.data_dir.join(backend_embedded::ADMIN_TOKEN_FILE);
+                tracing::info!(file = %file.display(), "admin API token (Authorization: Bearer <token>) is in this file");
+                token
+            }
+            (Self::DataDir, Backend::Aws(_)) | (Self::None, _) => return Ok(None),
+        };
+        let credential = AdminCredential::new(&token).context("the admin token is empty")?;
+        Ok(Some(credential))
+    }
 }
 
 #[derive(Clone)]
 pub struct AppState {
     /// Shared, not copied, into every request.
     pub service: Arc<Invitegate>,
+    /// What `/admin` requests must present; `None`: every `/admin` route answers 401.
+    pub admin: Option<Arc<AdminCredential>>,
 }
 
 /// Opens the configured backend.
@@ -121,7 +171,19 @@ pub fn router(state: AppState, config: &AppConfig) -> anyhow::Result<Router> {
         .route("/me", get(invitations::me).delete(auth::delete_me))
         .route("/invitations", post(invitations::create).get(invitations::list))
         .route("/invitations/{id}", delete(invitations::revoke))
-        .route("/invitations/{id}/resend", post(invitations::resend));
+        .route("/invitations/{id}/resend", post(invitations::resend))
+        .route("/admin/invitations", post(admin::create_invitation).get(admin::list_invitations))
+        .route("/admin/invitations/{id}/revoke", post(admin::revoke_invitation))
+        .route("/admin/invitations/{id}/resend", post(admin::resend_invitation))
+        .route("/admin/users", get(admin::list_users))
+        .route("/admin/users/{sub}", get(admin::show_user).delete(admin::delete_user))
+        .route("/admin/users/{sub}/delete", post(admin::delete_user))
+        .route("/admin/users/{sub}/disable", post(admin::disable_user))
+        .route("/admin/users/{sub}/enable", post(admin::enable_user))
+        .route("/admin/users/{sub}/sign_out", post(admin::sign_out_user))
+        .route("/admin/users/{sub}/sign-out", post(admin::sign_out_user))
+        .route("/admin/users/{sub}/reset_password", post(admin::reset_password))
+        .route("/admin/users/{sub}/reset-password", post(admin::reset_password));
     if config.metrics_listen.is_none() {
         api = api.route("/metrics", get(meta::metrics));
     }
@@ -213,7 +275,8 @@ impl Application {
         let adapters = open_backend(&config.backend, &public_url, config.service.policy).await?;
         let service =
             Invitegate::new(adapters.clone(), clock, config.service.clone(), public_url, config.attempt_limits);
-        let router = router(AppState { service: Arc::new(service.clone()) }, &config)?;
+        let admin = config.admin_token.credential(&config.backend)?.map(Arc::new);
+        let router = router(AppState { service: Arc::new(service.clone()), admin }, &config)?;
         Ok(Self {
             listener,
             metrics_listener,
@@ -249,7 +312,7 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         if let Some(listener) = self.metrics_listener {
             // Lives as long as the process: a scraper may read the last figures while the API drains.
-            let metrics = metrics_router(AppState { service: Arc::new(self.service.clone()) });
+            let metrics = metrics_router(AppState { service: Arc::new(self.service.clone()), admin: None });
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, metrics).await {
                     tracing::error!(error = %e, "the metrics listener stopped");

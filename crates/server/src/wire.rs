@@ -7,12 +7,12 @@
 //! original write-up's `/sign_up` (camelCase).
 
 use axum::http::StatusCode;
-use domain::{Error, InvitationStatus, Inviter, Tokens};
+use domain::{Error, InvitationStatus, Inviter, Tokens, UserRecord};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
 use utoipa::ToSchema;
 
-use crate::service::{InvitationSummary, Profile};
+use crate::service::{InvitationSummary, Profile, UserDetails};
 
 #[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -190,6 +190,103 @@ impl From<&Profile> for ProfileResponse {
                 Inviter::User(sub) => sub.to_string(),
                 Inviter::Operator => "operator".to_owned(),
             }),
+        }
+    }
+}
+
+fn inviter_name(inviter: &Inviter) -> String {
+    match inviter {
+        Inviter::User(sub) => sub.to_string(),
+        Inviter::Operator => "operator".to_owned(),
+    }
+}
+
+/// `POST /admin/invitations`.
+#[derive(Debug, Default, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminInvitationRequest {
+    pub email: Option<String>,
+    /// Invitations the invitee may send in turn (default: the service's quota).
+    pub quota: Option<u32>,
+    /// How long the invitation stays usable, 1 to 8760 (default: the service's lifetime).
+    pub expires_in_hours: Option<u32>,
+    /// `false`: no email; the answer carries `signUpLink` (with the code), once. Default true.
+    pub send_email: Option<bool>,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminInvitationResponse {
+    #[serde(flatten)]
+    pub invitation: InvitationResponse,
+    /// Only with `sendEmail: false`: the sign-up link holding the code, shown this once.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sign_up_link: Option<String>,
+}
+
+/// `GET /admin/invitations?status=`.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+pub struct InvitationFilter {
+    /// pending, redeemed, revoked or expired.
+    pub status: Option<String>,
+}
+
+/// An account as an operator sees it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminUserResponse {
+    pub sub: String,
+    pub email: String,
+    /// `CONFIRMED` or `UNCONFIRMED`.
+    pub status: String,
+    pub email_verified: bool,
+    pub disabled: bool,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<&UserRecord> for AdminUserResponse {
+    fn from(user: &UserRecord) -> Self {
+        Self {
+            sub: user.sub.to_string(),
+            email: user.email.to_string(),
+            status: user.status.as_str().to_owned(),
+            email_verified: user.email_verified,
+            disabled: user.disabled,
+            created_at: user.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct UserListResponse {
+    pub users: Vec<AdminUserResponse>,
+}
+
+/// `GET /admin/users/{sub}`.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminUserDetailsResponse {
+    #[serde(flatten)]
+    pub user: AdminUserResponse,
+    /// The inviter's sub, `"operator"`, or null.
+    pub invited_by: Option<String>,
+    pub invites_remaining: u32,
+    /// The invitations this user sent, newest first.
+    pub invitations: Vec<InvitationResponse>,
+    /// The subs of those who signed up with them.
+    pub invitees: Vec<String>,
+}
+
+impl From<&UserDetails> for AdminUserDetailsResponse {
+    fn from(details: &UserDetails) -> Self {
+        Self {
+            user: AdminUserResponse::from(&details.user),
+            invited_by: details.invited_by.as_ref().map(inviter_name),
+            invites_remaining: details.invites_remaining,
+            invitations: details.invitations.iter().map(InvitationResponse::from).collect(),
+            invitees: details.invitees.iter().map(ToString::to_string).collect(),
         }
     }
 }

@@ -78,8 +78,12 @@ pub fn test_config(data_dir: &Path) -> AppConfig {
         connection_limits: server::serve::ConnectionLimits::for_this_process(),
         trusted_proxies: server::client_address::TrustedProxies::default(),
         metrics_listen: None,
+        admin_token: server::startup::AdminTokenSource::Given(domain::SecretString::new(ADMIN_TOKEN.to_owned())),
     }
 }
+
+/// The admin API's token in test apps.
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
 pub async fn spawn_app() -> TestApp {
     spawn_app_with(|_| {}).await

@@ -2,6 +2,7 @@
 //! `INVITEGATE_TEST_BACKEND=aws` runs it on the AWS backend against the emulator.
 
 mod account;
+mod admin;
 mod concurrency;
 mod confirmation;
 mod errors;

@@ -120,3 +120,30 @@ async fn idle_kept_alive_connections_are_closed() {
     // Kept alive, then idle: closed within the header-read timeout (plus slack).
     assert!(closed_by_server(&mut stream, Duration::from_secs(5)).await, "an idle connection stays open");
 }
+
+/// On first start the embedded service makes its admin token: a 0600 file in
+/// the data dir, never logged, that opens `/admin` and nothing else does.
+#[tokio::test]
+async fn the_admin_token_is_made_on_first_start_in_a_private_file() {
+    let data_dir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_invitegate"));
+    command.args(["serve", "--listen", "127.0.0.1:0"]).env("INVITEGATE_DATA_DIR", data_dir.path());
+    let (server, address) = start_server(command);
+    let file = data_dir.path().join(backend_embedded::ADMIN_TOKEN_FILE);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
+    let token = std::fs::read_to_string(&file).unwrap().trim().to_owned();
+    assert!(token.len() >= 40, "256 random bits");
+    let client = reqwest::Client::new();
+    let users = client.get(format!("http://{address}/admin/users")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(users.status(), 200);
+    let wrong = client.get(format!("http://{address}/admin/users")).bearer_auth("nope").send().await.unwrap();
+    assert_eq!(wrong.status(), 401);
+    drop(server);
+    // The next start uses the same token.
+    let mut command = Command::new(env!("CARGO_BIN_EXE_invitegate"));
+    command.args(["serve", "--listen", "127.0.0.1:0"]).env("INVITEGATE_DATA_DIR", data_dir.path());
+    let (_server, address) = start_server(command);
+    let users = client.get(format!("http://{address}/admin/users")).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(users.status(), 200);
+}

@@ -2,6 +2,7 @@
 
 use clap::Parser;
 use reqwest::StatusCode;
+use serde_json::json;
 use server::config::{Cli, Command};
 
 use crate::helpers::*;
@@ -105,4 +106,51 @@ fn help_documents_every_setting_with_its_variable() {
     ] {
         assert!(help.contains(variable), "--help does not mention {variable}:\n{help}");
     }
+}
+
+#[tokio::test]
+async fn operator_manages_accounts_from_the_cli() {
+    let app = spawn_app().await;
+    let (sub, token) = app.signed_in_user("cli-user@example.com").await;
+    app.post_auth("/invitations", &token, json!({ "email": "their-friend@example.com" })).await;
+
+    let shown = run(&app, &["users", "show", "cli-user@example.com"]).await;
+    for expected in [sub.as_str(), "CONFIRMED", "the operator", "their-friend@example.com", "pending"] {
+        assert!(shown.contains(expected), "{expected} in {shown}");
+    }
+
+    run(&app, &["users", "disable", "cli-user@example.com"]).await;
+    let refused = app.post("/sign_in", json!({ "email": "cli-user@example.com", "password": PASSWORD })).await;
+    expect_error(refused, StatusCode::FORBIDDEN, "user_disabled").await;
+    assert!(run(&app, &["users", "show", "cli-user@example.com"]).await.contains("DISABLED"));
+    run(&app, &["users", "enable", "cli-user@example.com"]).await;
+    let session = app.sign_in("cli-user@example.com", PASSWORD).await;
+
+    run(&app, &["users", "sign-out", "cli-user@example.com"]).await;
+    let refreshed = app.post("/refresh", json!({ "refreshToken": session["refreshToken"] })).await;
+    expect_error(refreshed, StatusCode::UNAUTHORIZED, "not_authorized").await;
+
+    let mails = app.mail_count("cli-user@example.com").await;
+    let sent = run(&app, &["users", "reset-password", "cli-user@example.com"]).await;
+    assert!(sent.contains("recovery code"), "{sent}");
+    assert_eq!(app.mail_count("cli-user@example.com").await, mails + 1);
+
+    let deleted = run(&app, &["users", "delete", "cli-user@example.com"]).await;
+    assert!(deleted.contains("Deleted cli-user@example.com"), "{deleted}");
+    let gone = app.post("/sign_in", json!({ "email": "cli-user@example.com", "password": PASSWORD })).await;
+    expect_error(gone, StatusCode::UNAUTHORIZED, "not_authorized").await;
+    // Their unused invitation went with them.
+    let revoked = run(&app, &["invite", "list", "--status", "revoked"]).await;
+    assert!(revoked.contains("their-friend@example.com"), "{revoked}");
+}
+
+#[tokio::test]
+async fn an_invitation_without_email_shows_its_link_once_to_the_operator() {
+    let app = spawn_app().await;
+    let created = run(&app, &["invite", "create", "hand@example.com", "--no-email", "--expires-in-hours", "3"]).await;
+    assert_eq!(app.mail_count("hand@example.com").await, 0, "nothing mailed");
+    let link = created.lines().find(|l| l.contains("/signup?")).unwrap_or_else(|| panic!("a link in {created}"));
+    let code = link.split("code=").nth(1).unwrap();
+    assert!(!captured_log().contains(code), "the link is for the operator's eyes only");
+    assert_eq!(app.sign_up("hand@example.com", PASSWORD, code).await.status(), StatusCode::OK);
 }

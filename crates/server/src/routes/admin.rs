@@ -1,0 +1,210 @@
+//! The admin API: every operator action the CLI offers, over HTTP, for the
+//! app's own backend. Authorized by the admin token (`extract::Operator`).
+
+use axum::Json;
+use axum::extract::{Query, State};
+use axum::http::StatusCode;
+use domain::{Email, InvitationId, InvitationStatus, UserSub};
+
+use crate::error::ApiError;
+use crate::extract::{ApiJson, ApiPath, Operator, required};
+use crate::service::{Actor, InvitationRef, OperatorInvite, UserRef};
+use crate::startup::AppState;
+use crate::wire::{
+    AdminInvitationRequest, AdminInvitationResponse, AdminUserDetailsResponse, AdminUserResponse, DeletedResponse,
+    InvitationFilter, InvitationListResponse, InvitationResponse, SentResponse, SignedOutResponse, UserListResponse,
+};
+
+const ERRORS: &str = "An error; `code` says which";
+
+fn user_ref(sub: String) -> UserRef {
+    UserRef::Sub(UserSub::new(sub))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/invitations",
+    security(("admin" = [])),
+    request_body = crate::wire::AdminInvitationRequest,
+    responses((status = 201, description = "Created; emailed unless `sendEmail` is false, when `signUpLink` holds the code (shown once)", body = crate::wire::AdminInvitationResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn create_invitation(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiJson(body): ApiJson<AdminInvitationRequest>,
+) -> Result<(StatusCode, Json<AdminInvitationResponse>), ApiError> {
+    let email = Email::parse(&required(body.email)?)?;
+    let expires_in = match body.expires_in_hours {
+        Some(hours @ 1..=8760) => Some(time::Duration::hours(i64::from(hours))),
+        Some(_) => return Err(ApiError(domain::Error::InvalidRequest("expiresInHours must be 1 to 8760".into()))),
+        None => None,
+    };
+    let options = OperatorInvite { quota: body.quota, expires_in, send_email: body.send_email.unwrap_or(true) };
+    let (invitation, link) = state.service.invite_as_operator(email, options).await?;
+    let body = AdminInvitationResponse {
+        invitation: InvitationResponse::from(&invitation),
+        sign_up_link: link.map(|link| link.expose().to_owned()),
+    };
+    Ok((StatusCode::CREATED, Json(body)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/invitations",
+    security(("admin" = [])),
+    params(InvitationFilter),
+    responses((status = 200, description = "Every invitation, newest first", body = crate::wire::InvitationListResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn list_invitations(
+    State(state): State<AppState>,
+    _: Operator,
+    Query(filter): Query<InvitationFilter>,
+) -> Result<Json<InvitationListResponse>, ApiError> {
+    let status = match filter.status.as_deref() {
+        Some(raw) => Some(InvitationStatus::parse(raw).ok_or_else(|| {
+            ApiError(domain::Error::InvalidRequest("status must be pending, redeemed, revoked or expired".into()))
+        })?),
+        None => None,
+    };
+    let invitations = state.service.list_invitations(&Actor::Operator, status).await?;
+    Ok(Json(InvitationListResponse { invitations: invitations.iter().map(InvitationResponse::from).collect() }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/invitations/{id}/revoke",
+    security(("admin" = [])),
+    params(("id" = String, Path, description = "The invitation")),
+    responses((status = 200, description = "Revoked", body = crate::wire::InvitationResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn revoke_invitation(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<InvitationResponse>, ApiError> {
+    let invitation = state.service.revoke(&Actor::Operator, &InvitationRef::Id(InvitationId::new(id))).await?;
+    Ok(Json(InvitationResponse::from(&invitation)))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/invitations/{id}/resend",
+    security(("admin" = [])),
+    params(("id" = String, Path, description = "The invitation")),
+    responses((status = 200, description = "A new code was emailed; the old one no longer works", body = crate::wire::InvitationResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn resend_invitation(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<InvitationResponse>, ApiError> {
+    let invitation = state.service.resend(&Actor::Operator, &InvitationRef::Id(InvitationId::new(id))).await?;
+    Ok(Json(InvitationResponse::from(&invitation)))
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/users",
+    security(("admin" = [])),
+    responses((status = 200, description = "Every account, oldest first", body = crate::wire::UserListResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn list_users(State(state): State<AppState>, _: Operator) -> Result<Json<UserListResponse>, ApiError> {
+    let users = state.service.list_users().await?;
+    Ok(Json(UserListResponse { users: users.iter().map(AdminUserResponse::from).collect() }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/users/{sub}",
+    security(("admin" = [])),
+    params(("sub" = String, Path, description = "The account's sub")),
+    responses((status = 200, description = "The account, who invited it, the invitations it sent and who used them", body = crate::wire::AdminUserDetailsResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn show_user(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(sub): ApiPath<String>,
+) -> Result<Json<AdminUserDetailsResponse>, ApiError> {
+    let details = state.service.user_details(&user_ref(sub)).await?;
+    Ok(Json(AdminUserDetailsResponse::from(&details)))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/users/{sub}/disable",
+    security(("admin" = [])),
+    params(("sub" = String, Path, description = "The account's sub")),
+    responses((status = 200, description = "Disabled: no sign-in, refresh or token use", body = crate::wire::AdminUserResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn disable_user(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(sub): ApiPath<String>,
+) -> Result<Json<AdminUserResponse>, ApiError> {
+    let user = state.service.set_user_disabled(&user_ref(sub), true).await?;
+    Ok(Json(AdminUserResponse::from(&user)))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/users/{sub}/enable",
+    security(("admin" = [])),
+    params(("sub" = String, Path, description = "The account's sub")),
+    responses((status = 200, description = "Enabled again", body = crate::wire::AdminUserResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn enable_user(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(sub): ApiPath<String>,
+) -> Result<Json<AdminUserResponse>, ApiError> {
+    let user = state.service.set_user_disabled(&user_ref(sub), false).await?;
+    Ok(Json(AdminUserResponse::from(&user)))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/users/{sub}/sign_out",
+    security(("admin" = [])),
+    params(("sub" = String, Path, description = "The account's sub")),
+    responses((status = 200, description = "Every session ended", body = crate::wire::SignedOutResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn sign_out_user(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(sub): ApiPath<String>,
+) -> Result<Json<SignedOutResponse>, ApiError> {
+    state.service.sign_out_user(&user_ref(sub)).await?;
+    Ok(Json(SignedOutResponse { signed_out: true }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/users/{sub}/reset_password",
+    security(("admin" = [])),
+    params(("sub" = String, Path, description = "The account's sub")),
+    responses((status = 200, description = "A recovery code was emailed to the account", body = crate::wire::SentResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn reset_password(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(sub): ApiPath<String>,
+) -> Result<Json<SentResponse>, ApiError> {
+    state.service.reset_password(&user_ref(sub)).await?;
+    Ok(Json(SentResponse { sent: true }))
+}
+
+#[utoipa::path(
+    delete,
+    path = "/admin/users/{sub}",
+    security(("admin" = [])),
+    params(("sub" = String, Path, description = "The account's sub")),
+    responses((status = 200, description = "Deleted; its unused invitations are revoked (also `POST /admin/users/{sub}/delete`)", body = crate::wire::DeletedResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn delete_user(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(sub): ApiPath<String>,
+) -> Result<Json<DeletedResponse>, ApiError> {
+    state.service.delete_user(&user_ref(sub)).await?;
+    Ok(Json(DeletedResponse { deleted: true }))
+}
