@@ -15,6 +15,10 @@
 //!   reads it (strongly consistent) to learn whether a sign-up holds a reservation.
 //! - `USER#<sub>`, `PROFILE` — `remaining` invites (absent: the default),
 //!   `invited_by`, `invitation_id`.
+//! - `AREQ#<id>`, `AREQ` — a request for an invitation: `email`, `st` (open |
+//!   approved | rejected), `created_at`, `decided_at`.
+//! - `AREQEMAIL#<email>`, `OPEN` — exists while that email has an open
+//!   request (`request_id`): one open request per email, by conditional write.
 //!
 //! Every state change is a conditional write, and the multi-item ones (quota +
 //! invitation + lock) are one TransactWriteItems, so a lost race cancels whole.
@@ -27,6 +31,7 @@ use aws_sdk_dynamodb::error::SdkError;
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Update};
+use domain::access_request::{AccessRequest, AccessRequestStatus};
 use domain::invitation::Reservable;
 use domain::{
     CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, QuotaCharge,
@@ -68,6 +73,26 @@ fn lock_key(email: &Email) -> Item {
 fn profile_key(sub: &UserSub) -> Item {
     HashMap::from([("pk".into(), s(format!("USER#{sub}"))), ("sk".into(), s("PROFILE"))])
 }
+fn request_key(id: &str) -> Item {
+    HashMap::from([("pk".into(), s(format!("AREQ#{id}"))), ("sk".into(), s("AREQ"))])
+}
+fn open_request_key(email: &Email) -> Item {
+    HashMap::from([("pk".into(), s(format!("AREQEMAIL#{email}"))), ("sk".into(), s("OPEN"))])
+}
+
+fn access_request_from_item(item: &Item) -> Result<AccessRequest, Error> {
+    let missing = |what: &str| Error::unexpected(format!("access request item without {what}"));
+    let id = get_s(item, "pk").and_then(|pk| pk.strip_prefix("AREQ#")).ok_or_else(|| missing("pk"))?;
+    let email = get_s(item, "email").ok_or_else(|| missing("email"))?;
+    Ok(AccessRequest {
+        id: id.to_owned(),
+        email: Email::parse(email).map_err(|_| missing("a valid email"))?,
+        status: get_s(item, "st").and_then(AccessRequestStatus::parse).ok_or_else(|| missing("st"))?,
+        created_at: get_time(item, "created_at")?.ok_or_else(|| missing("created_at"))?,
+        decided_at: get_time(item, "decided_at")?,
+    })
+}
+
 fn inviter_value(inviter: &Inviter) -> String {
     match inviter {
         Inviter::Operator => "operator".into(),
@@ -659,6 +684,75 @@ impl InvitationStore for DynamoInvitationStore {
             tracing::warn!(invitation = %id, "lapsed reservation had already been settled");
         }
         Ok(())
+    }
+
+    async fn open_access_request(&self, id: &str, email: &Email, now: OffsetDateTime) -> Result<bool, Error> {
+        let mut request: Item = HashMap::from([
+            ("email".into(), s(email.as_str())),
+            ("st".into(), s("open")),
+            ("created_at".into(), ts(now)),
+        ]);
+        request.extend(request_key(id));
+        let mut open: Item = HashMap::from([("request_id".into(), s(id))]);
+        open.extend(open_request_key(email));
+        let items = vec![
+            self.put(open, "attribute_not_exists(pk)", None)?,
+            self.put(request, "attribute_not_exists(pk)", None)?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(true),
+            Err(e) => match cancellation_codes(&e) {
+                Some(codes) if codes.first().is_some_and(|c| c == "ConditionalCheckFailed") => Ok(false),
+                _ => Err(unexpected(e, "DynamoDB open access request")),
+            },
+        }
+    }
+
+    async fn access_requests(&self) -> Result<Vec<AccessRequest>, Error> {
+        let items = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :areq")
+            .set_expression_attribute_values(values([(":areq", s("AREQ"))]))
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<Vec<_>, _>>()
+            .await
+            .map_err(|e| unexpected(e, "DynamoDB Scan access requests"))?;
+        let mut requests = items.iter().map(access_request_from_item).collect::<Result<Vec<_>, _>>()?;
+        requests.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| b.id.cmp(&a.id)));
+        Ok(requests)
+    }
+
+    async fn access_request(&self, id: &str) -> Result<Option<AccessRequest>, Error> {
+        self.get_item(request_key(id)).await?.as_ref().map(access_request_from_item).transpose()
+    }
+
+    async fn decide_access_request(
+        &self,
+        id: &str,
+        approved: bool,
+        now: OffsetDateTime,
+    ) -> Result<AccessRequest, Error> {
+        let request = self.access_request(id).await?.ok_or(Error::NotFound)?;
+        request.check_open()?;
+        let status = if approved { AccessRequestStatus::Approved } else { AccessRequestStatus::Rejected };
+        let items = vec![
+            self.update(
+                request_key(id),
+                "SET st = :decided, decided_at = :now",
+                Some("st = :open"),
+                values([(":decided", s(status.as_str())), (":now", ts(now)), (":open", s("open"))]),
+            )?,
+            self.delete(open_request_key(&request.email), "request_id = :id", values([(":id", s(id))]))?,
+        ];
+        match self.transact(items).await {
+            Ok(()) => Ok(AccessRequest { status, decided_at: Some(now), ..request }),
+            Err(e) if cancellation_codes(&e).is_some() => Err(Error::AccessRequestDecided),
+            Err(e) => Err(unexpected(e, "DynamoDB decide access request")),
+        }
     }
 
     async fn revoke_pending_from(&self, inviter: &UserSub, now: OffsetDateTime) -> Result<u32, Error> {

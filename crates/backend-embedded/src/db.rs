@@ -73,6 +73,19 @@ ALTER TABLE users ADD COLUMN recovery_expires_at INTEGER;
 ALTER TABLE users ADD COLUMN recovery_attempts INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE users ADD COLUMN disabled INTEGER NOT NULL DEFAULT 0;
 "#,
+    r#"
+-- Requests for an invitation. `open_email` is set while the request is open:
+-- its UNIQUE index allows one open request per email.
+CREATE TABLE access_requests (
+    id         TEXT PRIMARY KEY,
+    email      TEXT NOT NULL,
+    status     TEXT NOT NULL CHECK (status IN ('open', 'approved', 'rejected')),
+    created_at INTEGER NOT NULL,
+    decided_at INTEGER,
+    open_email TEXT UNIQUE
+);
+CREATE INDEX access_requests_by_created ON access_requests (created_at);
+"#,
 ];
 
 /// Read connections kept open: one per async worker thread, and some to spare.

@@ -3,6 +3,7 @@
 //! schema's job (see `db.rs`).
 
 use async_trait::async_trait;
+use domain::access_request::{AccessRequest, AccessRequestStatus};
 use domain::invitation::Reservable;
 use domain::{
     CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, QuotaCharge,
@@ -38,6 +39,20 @@ const COLUMNS: &str = "id, email, code_hash, status, inviter_sub, invitee_quota,
 
 fn conversion(msg: &'static str) -> rusqlite::Error {
     rusqlite::Error::FromSqlConversionFailure(0, rusqlite::types::Type::Text, msg.into())
+}
+
+const REQUEST_COLUMNS: &str = "id, email, status, created_at, decided_at";
+
+fn access_request_from_row(row: &Row<'_>) -> rusqlite::Result<AccessRequest> {
+    let email: String = row.get(1)?;
+    let status: String = row.get(2)?;
+    Ok(AccessRequest {
+        id: row.get(0)?,
+        email: Email::parse(&email).map_err(|_| conversion("stored email invalid"))?,
+        status: AccessRequestStatus::parse(&status).ok_or_else(|| conversion("stored status invalid"))?,
+        created_at: from_ts(row.get(3)?)?,
+        decided_at: row.get::<_, Option<i64>>(4)?.map(from_ts).transpose()?,
+    })
 }
 
 fn invitation_from_row(row: &Row<'_>) -> rusqlite::Result<Invitation> {
@@ -363,6 +378,77 @@ impl InvitationStore for SqliteInvitationStore {
                 }
                 .map_err(db_err)?;
                 Ok(())
+            })
+            .await
+    }
+
+    async fn open_access_request(&self, id: &str, email: &Email, now: OffsetDateTime) -> Result<bool, Error> {
+        let (id, email) = (id.to_owned(), email.clone());
+        self.db
+            .write(move |tx| {
+                let inserted = tx.execute(
+                    "INSERT INTO access_requests (id, email, status, created_at, open_email) \
+                     VALUES (?1, ?2, 'open', ?3, ?2) ON CONFLICT (open_email) DO NOTHING",
+                    params![id, email.as_str(), ts(now)],
+                );
+                inserted.map(|n| n == 1).map_err(db_err)
+            })
+            .await
+    }
+
+    async fn access_requests(&self) -> Result<Vec<AccessRequest>, Error> {
+        self.db
+            .read(|conn| {
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {REQUEST_COLUMNS} FROM access_requests ORDER BY created_at DESC, rowid DESC"
+                    ))
+                    .map_err(db_err)?;
+                let rows = stmt.query_map([], access_request_from_row).map_err(db_err)?;
+                rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+            })
+            .await
+    }
+
+    async fn access_request(&self, id: &str) -> Result<Option<AccessRequest>, Error> {
+        let id = id.to_owned();
+        self.db
+            .read(move |conn| {
+                optional_row(
+                    conn,
+                    &format!("SELECT {REQUEST_COLUMNS} FROM access_requests WHERE id = ?1"),
+                    [id],
+                    access_request_from_row,
+                )
+            })
+            .await
+    }
+
+    async fn decide_access_request(
+        &self,
+        id: &str,
+        approved: bool,
+        now: OffsetDateTime,
+    ) -> Result<AccessRequest, Error> {
+        let id = id.to_owned();
+        self.db
+            .write(move |tx| {
+                let request = optional_row(
+                    tx,
+                    &format!("SELECT {REQUEST_COLUMNS} FROM access_requests WHERE id = ?1"),
+                    [&id],
+                    access_request_from_row,
+                )?
+                .ok_or(Error::NotFound)?;
+                request.check_open()?;
+                let status = if approved { AccessRequestStatus::Approved } else { AccessRequestStatus::Rejected };
+                tx.execute(
+                    "UPDATE access_requests SET status = ?2, decided_at = ?3, open_email = NULL \
+                     WHERE id = ?1 AND status = 'open'",
+                    params![id, status.as_str(), ts(now)],
+                )
+                .map_err(db_err)?;
+                Ok(AccessRequest { status, decided_at: Some(now), ..request })
             })
             .await
     }

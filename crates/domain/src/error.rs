@@ -49,6 +49,8 @@ pub enum Error {
     InviteQuotaExhausted,
     #[error("This email already has a pending invitation")]
     AlreadyInvited,
+    #[error("This access request was already approved or rejected")]
+    AccessRequestDecided,
     #[error("Not found")]
     NotFound,
     #[error("Sign-up requires an invitation")]

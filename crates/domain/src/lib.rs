@@ -1,6 +1,7 @@
 //! invitegate's domain: the rules, with no I/O. Time is always a parameter.
 
 pub mod access_code;
+pub mod access_request;
 pub mod admin;
 pub mod email;
 pub mod error;

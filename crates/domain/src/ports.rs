@@ -3,6 +3,7 @@
 use async_trait::async_trait;
 use time::OffsetDateTime;
 
+use crate::access_request::AccessRequest;
 use crate::{
     AccessClaims, CodeHash, Email, Error, Invitation, InvitationId, Inviter, NewInvitation, Password, Reservation,
     ReservationNonce, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserSub,
@@ -69,6 +70,19 @@ pub trait InvitationStore: Send + Sync {
     ) -> Result<(), Error>;
     /// Whether the store can take a write now (for `/readyz`).
     async fn check_ready(&self) -> Result<(), Error>;
+    /// Records a request for an invitation; `false` (and nothing written) if
+    /// the email already has an open one.
+    async fn open_access_request(&self, id: &str, email: &Email, now: OffsetDateTime) -> Result<bool, Error>;
+    /// Every access request, newest first.
+    async fn access_requests(&self) -> Result<Vec<AccessRequest>, Error>;
+    async fn access_request(&self, id: &str) -> Result<Option<AccessRequest>, Error>;
+    /// Open → approved or rejected (`NotFound`, or `AccessRequestDecided` if not open).
+    async fn decide_access_request(
+        &self,
+        id: &str,
+        approved: bool,
+        now: OffsetDateTime,
+    ) -> Result<AccessRequest, Error>;
     /// Revokes the invitations `inviter` sent that are still usable (their
     /// account is gone); how many.
     async fn revoke_pending_from(&self, inviter: &UserSub, now: OffsetDateTime) -> Result<u32, Error>;

@@ -8,10 +8,13 @@ use domain::{Email, Inviter};
 use time::format_description::well_known::Rfc3339;
 
 use crate::clock::SystemClock;
-use crate::config::{BackendKind, Cli, Command, CommonArgs, InviteCommand, ServeArgs, UsersCommand, app_config};
-use crate::service::{Actor, InvitationRef, Invitegate, OperatorInvite, UserRef};
+use crate::config::{
+    BackendKind, Cli, Command, CommonArgs, InviteCommand, RequestsCommand, ServeArgs, UsersCommand, app_config,
+};
+use crate::service::{AccessRequestRef, Actor, InvitationRef, Invitegate, OperatorInvite, UserRef};
 use crate::startup::{Application, build_service, default_public_url, shutdown_signal};
 use crate::wire::ErrorCode;
+use domain::access_request::AccessRequestStatus;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     run_writing_to(&cli, &mut std::io::stdout()).await
@@ -24,6 +27,7 @@ pub async fn run_writing_to(cli: &Cli, out: &mut impl std::io::Write) -> anyhow:
         Command::Invite(command) => run_invite(&cli.common, command, out).await,
         Command::Users(UsersCommand::List) => run_users(&cli.common, out).await,
         Command::Users(command) => run_user_action(&cli.common, command, out).await,
+        Command::Requests(command) => run_requests(&cli.common, command, out).await,
         Command::Backup { file } => run_backup(&cli.common, file, out),
         Command::Restore { file } => run_restore(&cli.common, file, out),
         Command::Outbox { count } => run_outbox(&cli.common, *count, out),
@@ -200,6 +204,43 @@ pub async fn run_users(common: &CommonArgs, out: &mut impl Write) -> anyhow::Res
             user.email_verified,
             user.created_at.format(&Rfc3339)?
         )?;
+    }
+    Ok(())
+}
+
+pub async fn run_requests(common: &CommonArgs, command: &RequestsCommand, out: &mut impl Write) -> anyhow::Result<()> {
+    let service = operator_service(common).await?;
+    match command {
+        RequestsCommand::List { status } => {
+            let status = match status.as_deref() {
+                Some(raw) => Some(
+                    AccessRequestStatus::parse(raw)
+                        .with_context(|| format!("unknown status {raw:?}: expected open, approved or rejected"))?,
+                ),
+                None => None,
+            };
+            let requests = service.access_requests(status).await.map_err(operator_error)?;
+            writeln!(out, "{:<32}  {:<8}  REQUESTED", "EMAIL", "STATUS")?;
+            for request in requests {
+                writeln!(
+                    out,
+                    "{:<32}  {:<8}  {}",
+                    request.email,
+                    request.status.as_str(),
+                    request.created_at.format(&Rfc3339)?
+                )?;
+            }
+        }
+        RequestsCommand::Approve { email } => {
+            let target = AccessRequestRef::OpenFor(parse_email(email)?);
+            let (request, invitation) = service.approve_access_request(&target).await.map_err(operator_error)?;
+            writeln!(out, "Approved {}: invitation {} was emailed to them.", request.email, invitation.id)?;
+        }
+        RequestsCommand::Reject { email } => {
+            let target = AccessRequestRef::OpenFor(parse_email(email)?);
+            let request = service.reject_access_request(&target).await.map_err(operator_error)?;
+            writeln!(out, "Rejected {}'s request.", request.email)?;
+        }
     }
     Ok(())
 }

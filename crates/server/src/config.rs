@@ -180,6 +180,9 @@ pub enum Command {
     /// Inspect and manage accounts.
     #[command(subcommand)]
     Users(UsersCommand),
+    /// Requests for an invitation (invite-only mode).
+    #[command(subcommand)]
+    Requests(RequestsCommand),
     /// Copy the database (consistent, while the service runs) and its keys into one
     /// archive readable by you only (embedded backend).
     Backup {
@@ -278,6 +281,20 @@ pub enum InviteCommand {
     Revoke { email: String },
     /// Send a new code to an email address (the old code stops working; expiry restarts).
     Resend { email: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RequestsCommand {
+    /// List requests, newest first.
+    List {
+        /// Only those with this status: open, approved, rejected.
+        #[arg(long)]
+        status: Option<String>,
+    },
+    /// Approve an email's open request: it is sent an invitation.
+    Approve { email: String },
+    /// Reject an email's open request (they are not told).
+    Reject { email: String },
 }
 
 #[derive(Debug, Subcommand)]

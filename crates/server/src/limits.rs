@@ -38,6 +38,8 @@ pub enum Subject {
     Resend(domain::Email),
     /// Asking for a password-recovery code for this email.
     Recovery(domain::Email),
+    /// Asking for an invitation for this email.
+    AccessRequest(domain::Email),
     Inviter(UserSub),
 }
 
@@ -75,6 +77,7 @@ fn subject_key(subject: &Subject, client: &str) -> String {
         Subject::SignUp(email) => format!("sign-up:{email}:{client}"),
         Subject::Resend(email) => format!("resend:{email}"),
         Subject::Recovery(email) => format!("recovery:{email}"),
+        Subject::AccessRequest(email) => format!("access-request:{email}"),
         Subject::Inviter(sub) => format!("inviter:{sub}"),
     }
 }

@@ -44,6 +44,10 @@ use crate::wire;
         admin::sign_out_user,
         admin::reset_password,
         admin::delete_user,
+        admin::list_access_requests,
+        admin::approve_access_request,
+        admin::reject_access_request,
+        auth::request_access,
     ),
     components(schemas(wire::ErrorBody, wire::ErrorCode)),
     modifiers(&BearerAuth)

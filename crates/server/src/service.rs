@@ -7,6 +7,7 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use domain::access_request::{AccessRequest, AccessRequestStatus};
 use domain::invitation::whole_seconds;
 use domain::{
     AccessCode, Adapters, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStatus, InvitationStore,
@@ -69,6 +70,13 @@ pub enum InvitationRef {
     Id(InvitationId),
     /// The newest invitation sent to this address (how operators name one).
     LatestFor(Email),
+}
+
+/// Which access request an operator means: by id (the admin API) or the open one for an email (the CLI).
+#[derive(Debug, Clone)]
+pub enum AccessRequestRef {
+    Id(String),
+    OpenFor(Email),
 }
 
 /// How an operator's invitation is made.
@@ -704,6 +712,78 @@ impl Invitegate {
     /// Every user, oldest first.
     pub async fn list_users(&self) -> Result<Vec<UserRecord>, Error> {
         self.pool.list_users().await
+    }
+
+    // ----- Access requests -----
+
+    /// Invite-only mode: someone without an invitation asks for one. The
+    /// answer is the same for any address and comes before the work (nothing
+    /// is recorded for an address that has an account, or already an open
+    /// request), so it tells nothing about accounts. Every request counts
+    /// against the limits.
+    pub async fn request_access(&self, email: Email, client: IpAddr) -> Result<(), Error> {
+        if self.settings.policy != SignUpPolicy::InviteOnly {
+            return Err(Error::NotFound);
+        }
+        let now = self.clock.now();
+        self.guard.begin(Subject::AccessRequest(email.clone()), client, now).await?;
+        let service = self.clone();
+        let work = async move {
+            match service.pool.find_by_email(&email).await {
+                Ok(None) => {}
+                Ok(Some(_)) => return,
+                Err(e) => {
+                    tracing::error!(error = ?e, "recording an access request failed");
+                    return;
+                }
+            }
+            let id = uuid::Uuid::new_v4().to_string();
+            match service.store.open_access_request(&id, &email, now).await {
+                Ok(true) => tracing::info!(request = %id, "access requested"),
+                Ok(false) => {}
+                Err(e) => tracing::error!(error = ?e, "recording an access request failed"),
+            }
+        };
+        tokio::spawn(tracing::Instrument::in_current_span(work));
+        Ok(())
+    }
+
+    /// Access requests, newest first, optionally of one status.
+    pub async fn access_requests(&self, status: Option<AccessRequestStatus>) -> Result<Vec<AccessRequest>, Error> {
+        let requests = self.store.access_requests().await?;
+        Ok(requests.into_iter().filter(|r| status.is_none_or(|s| r.status == s)).collect())
+    }
+
+    async fn find_access_request(&self, target: &AccessRequestRef) -> Result<AccessRequest, Error> {
+        match target {
+            AccessRequestRef::Id(id) => self.store.access_request(id).await?.ok_or(Error::NotFound),
+            AccessRequestRef::OpenFor(email) => self
+                .access_requests(Some(AccessRequestStatus::Open))
+                .await?
+                .into_iter()
+                .find(|r| &r.email == email)
+                .ok_or(Error::NotFound),
+        }
+    }
+
+    /// Sends the requester an invitation (as `invite create` does), then marks
+    /// the request approved. If the invitation cannot be made (an account or a
+    /// pending invitation exists), the request stays open and the error says why.
+    pub async fn approve_access_request(
+        &self,
+        target: &AccessRequestRef,
+    ) -> Result<(AccessRequest, InvitationSummary), Error> {
+        let request = self.find_access_request(target).await?;
+        request.check_open()?;
+        let options = OperatorInvite { send_email: true, ..OperatorInvite::default() };
+        let (invitation, _) = self.invite_as_operator(request.email.clone(), options).await?;
+        let approved = self.store.decide_access_request(&request.id, true, self.clock.now()).await?;
+        Ok((approved, invitation))
+    }
+
+    pub async fn reject_access_request(&self, target: &AccessRequestRef) -> Result<AccessRequest, Error> {
+        let request = self.find_access_request(target).await?;
+        self.store.decide_access_request(&request.id, false, self.clock.now()).await
     }
 
     // ----- Operator actions on accounts (the CLI and the admin API) -----

@@ -7,6 +7,7 @@
 //! original write-up's `/sign_up` (camelCase).
 
 use axum::http::StatusCode;
+use domain::access_request::AccessRequest;
 use domain::{Error, InvitationStatus, Inviter, Tokens, UserRecord};
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;
@@ -292,6 +293,52 @@ impl From<&UserDetails> for AdminUserDetailsResponse {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+pub struct RequestedResponse {
+    pub requested: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessRequestResponse {
+    pub id: String,
+    pub email: String,
+    #[schema(value_type = String, pattern = "^(open|approved|rejected)$")]
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    #[schema(value_type = String, format = DateTime)]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub decided_at: Option<OffsetDateTime>,
+}
+
+impl From<&AccessRequest> for AccessRequestResponse {
+    fn from(request: &AccessRequest) -> Self {
+        Self {
+            id: request.id.clone(),
+            email: request.email.to_string(),
+            status: request.status.as_str().to_owned(),
+            created_at: request.created_at,
+            decided_at: request.decided_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AccessRequestListResponse {
+    pub access_requests: Vec<AccessRequestResponse>,
+}
+
+/// An approved request and the invitation sent for it.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ApprovedResponse {
+    pub access_request: AccessRequestResponse,
+    pub invitation: InvitationResponse,
+}
+
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
 pub struct HealthResponse {
     pub status: String,
 }
@@ -325,6 +372,7 @@ pub enum ErrorCode {
     InvalidConfirmationCode,
     InviteQuotaExhausted,
     AlreadyInvited,
+    AlreadyDecided,
     NotFound,
     SignUpNotAllowed,
     MethodNotAllowed,
@@ -354,6 +402,7 @@ impl ErrorCode {
             Self::InvalidConfirmationCode => "invalid_confirmation_code",
             Self::InviteQuotaExhausted => "invite_quota_exhausted",
             Self::AlreadyInvited => "already_invited",
+            Self::AlreadyDecided => "already_decided",
             Self::NotFound => "not_found",
             Self::SignUpNotAllowed => "sign_up_not_allowed",
             Self::MethodNotAllowed => "method_not_allowed",
@@ -382,7 +431,9 @@ impl ErrorCode {
             Self::NotFound => StatusCode::NOT_FOUND,
             Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             Self::Timeout => StatusCode::REQUEST_TIMEOUT,
-            Self::UserExists | Self::AlreadyInvited | Self::InvitationInUse => StatusCode::CONFLICT,
+            Self::UserExists | Self::AlreadyInvited | Self::AlreadyDecided | Self::InvitationInUse => {
+                StatusCode::CONFLICT
+            }
             Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyAttempts => StatusCode::TOO_MANY_REQUESTS,
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -419,6 +470,7 @@ impl From<&Error> for ErrorCode {
             Error::InvalidConfirmationCode => Self::InvalidConfirmationCode,
             Error::InviteQuotaExhausted => Self::InviteQuotaExhausted,
             Error::AlreadyInvited => Self::AlreadyInvited,
+            Error::AccessRequestDecided => Self::AlreadyDecided,
             Error::NotFound => Self::NotFound,
             Error::SignUpNotAllowed => Self::SignUpNotAllowed,
             Error::Unexpected(_) => Self::Internal,

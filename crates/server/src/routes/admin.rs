@@ -8,11 +8,12 @@ use domain::{Email, InvitationId, InvitationStatus, UserSub};
 
 use crate::error::ApiError;
 use crate::extract::{ApiJson, ApiPath, Operator, required};
-use crate::service::{Actor, InvitationRef, OperatorInvite, UserRef};
+use crate::service::{AccessRequestRef, Actor, InvitationRef, OperatorInvite, UserRef};
 use crate::startup::AppState;
 use crate::wire::{
-    AdminInvitationRequest, AdminInvitationResponse, AdminUserDetailsResponse, AdminUserResponse, DeletedResponse,
-    InvitationFilter, InvitationListResponse, InvitationResponse, SentResponse, SignedOutResponse, UserListResponse,
+    AccessRequestListResponse, AccessRequestResponse, AdminInvitationRequest, AdminInvitationResponse,
+    AdminUserDetailsResponse, AdminUserResponse, ApprovedResponse, DeletedResponse, InvitationFilter,
+    InvitationListResponse, InvitationResponse, SentResponse, SignedOutResponse, UserListResponse,
 };
 
 const ERRORS: &str = "An error; `code` says which";
@@ -207,4 +208,61 @@ pub async fn delete_user(
 ) -> Result<Json<DeletedResponse>, ApiError> {
     state.service.delete_user(&user_ref(sub)).await?;
     Ok(Json(DeletedResponse { deleted: true }))
+}
+
+#[utoipa::path(
+    get,
+    path = "/admin/access_requests",
+    security(("admin" = [])),
+    params(("status" = Option<String>, Query, description = "open, approved or rejected")),
+    responses((status = 200, description = "Requests for an invitation, newest first", body = crate::wire::AccessRequestListResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn list_access_requests(
+    State(state): State<AppState>,
+    _: Operator,
+    Query(filter): Query<InvitationFilter>,
+) -> Result<Json<AccessRequestListResponse>, ApiError> {
+    let status = match filter.status.as_deref() {
+        Some(raw) => Some(domain::access_request::AccessRequestStatus::parse(raw).ok_or_else(|| {
+            ApiError(domain::Error::InvalidRequest("status must be open, approved or rejected".into()))
+        })?),
+        None => None,
+    };
+    let requests = state.service.access_requests(status).await?;
+    Ok(Json(AccessRequestListResponse { access_requests: requests.iter().map(AccessRequestResponse::from).collect() }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/access_requests/{id}/approve",
+    security(("admin" = [])),
+    params(("id" = String, Path, description = "The access request")),
+    responses((status = 200, description = "An invitation was emailed to the requester", body = crate::wire::ApprovedResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn approve_access_request(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<ApprovedResponse>, ApiError> {
+    let (request, invitation) = state.service.approve_access_request(&AccessRequestRef::Id(id)).await?;
+    Ok(Json(ApprovedResponse {
+        access_request: AccessRequestResponse::from(&request),
+        invitation: InvitationResponse::from(&invitation),
+    }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/admin/access_requests/{id}/reject",
+    security(("admin" = [])),
+    params(("id" = String, Path, description = "The access request")),
+    responses((status = 200, description = "Rejected (the requester is not told)", body = crate::wire::AccessRequestResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+)]
+pub async fn reject_access_request(
+    State(state): State<AppState>,
+    _: Operator,
+    ApiPath(id): ApiPath<String>,
+) -> Result<Json<AccessRequestResponse>, ApiError> {
+    let request = state.service.reject_access_request(&AccessRequestRef::Id(id)).await?;
+    Ok(Json(AccessRequestResponse::from(&request)))
 }

@@ -13,8 +13,8 @@ use crate::service::SignUpForm;
 use crate::startup::AppState;
 use crate::wire::{
     ChangePasswordRequest, ConfirmForgotPasswordRequest, ConfirmSignUpRequest, ConfirmSignUpResponse, DeletedResponse,
-    EmailRequest, PasswordChangedResponse, PasswordRequest, PasswordResetResponse, RefreshRequest, SentResponse,
-    SignInRequest, SignUpRequest, SignUpResponse, SignedOutResponse, TokensResponse,
+    EmailRequest, PasswordChangedResponse, PasswordRequest, PasswordResetResponse, RefreshRequest, RequestedResponse,
+    SentResponse, SignInRequest, SignUpRequest, SignUpResponse, SignedOutResponse, TokensResponse,
 };
 
 #[utoipa::path(
@@ -113,6 +113,22 @@ pub async fn sign_out(
     let token = SecretString::new(required(body.refresh_token)?);
     state.service.sign_out(&token).await?;
     Ok(Json(SignedOutResponse { signed_out: true }))
+}
+
+#[utoipa::path(
+    post,
+    path = "/access_requests",
+    request_body = crate::wire::EmailRequest,
+    responses((status = 202, description = "Noted (the same answer for any address); invite-only mode only", body = crate::wire::RequestedResponse), (status = "default", description = "An error; `code` says which (404 `not_found` in open mode)", body = crate::wire::ErrorBody))
+)]
+pub async fn request_access(
+    State(state): State<AppState>,
+    ConnectInfo(client): ConnectInfo<SocketAddr>,
+    ApiJson(body): ApiJson<EmailRequest>,
+) -> Result<(axum::http::StatusCode, Json<RequestedResponse>), ApiError> {
+    let email = Email::parse(&required(body.email)?)?;
+    state.service.request_access(email, client.ip()).await?;
+    Ok((axum::http::StatusCode::ACCEPTED, Json(RequestedResponse { requested: true })))
 }
 
 #[utoipa::path(

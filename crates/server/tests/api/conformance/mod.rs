@@ -1,6 +1,7 @@
 //! The API's contract, run unchanged against every backend:
 //! `INVITEGATE_TEST_BACKEND=aws` runs it on the AWS backend against the emulator.
 
+mod access_requests;
 mod account;
 mod admin;
 mod concurrency;

@@ -154,3 +154,29 @@ async fn an_invitation_without_email_shows_its_link_once_to_the_operator() {
     assert!(!captured_log().contains(code), "the link is for the operator's eyes only");
     assert_eq!(app.sign_up("hand@example.com", PASSWORD, code).await.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn operator_answers_access_requests_from_the_cli() {
+    let app = spawn_app().await;
+    for email in ["yes@example.com", "no@example.com"] {
+        app.service.request_access(domain::Email::parse(email).unwrap(), [127, 0, 0, 1].into()).await.unwrap();
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let listed = loop {
+        let listed = run(&app, &["requests", "list", "--status", "open"]).await;
+        if (listed.contains("yes@example.com") && listed.contains("no@example.com"))
+            || std::time::Instant::now() > deadline
+        {
+            break listed;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    };
+    assert!(listed.contains("yes@example.com") && listed.contains("no@example.com"), "{listed}");
+    let approved = run(&app, &["requests", "approve", "yes@example.com"]).await;
+    assert!(approved.contains("Approved yes@example.com"), "{approved}");
+    assert_eq!(app.mail_count("yes@example.com").await, 1, "an invitation was sent");
+    run(&app, &["requests", "reject", "no@example.com"]).await;
+    assert_eq!(app.mail_count("no@example.com").await, 0);
+    let rejected = run(&app, &["requests", "list", "--status", "rejected"]).await;
+    assert!(rejected.contains("no@example.com") && !rejected.contains("yes@example.com"), "{rejected}");
+}
