@@ -34,7 +34,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use domain::access_request::{AccessRequest, AccessRequestStatus};
 use domain::invitation::Reservable;
 use domain::{
-    CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, QuotaCharge,
+    CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, Page, QuotaCharge,
     Reservation, ReservationNonce, ReserveOutcome, Standing, StoredStatus, UserSub,
 };
 use time::{Duration, OffsetDateTime};
@@ -91,6 +91,16 @@ fn access_request_from_item(item: &Item) -> Result<AccessRequest, Error> {
         created_at: get_time(item, "created_at")?.ok_or_else(|| missing("created_at"))?,
         decided_at: get_time(item, "decided_at")?,
     })
+}
+
+fn encode_scan_cursor(pk: &str, sk: &str) -> String {
+    crate::encode_cursor(&format!("{pk}\n{sk}"))
+}
+
+fn decode_scan_cursor(cursor: &str) -> Result<Item, Error> {
+    let text = crate::decode_cursor(cursor)?;
+    let (pk, sk) = text.split_once('\n').ok_or_else(|| Error::InvalidRequest("Invalid cursor".into()))?;
+    Ok(HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))]))
 }
 
 fn inviter_value(inviter: &Inviter) -> String {
@@ -684,6 +694,29 @@ impl InvitationStore for DynamoInvitationStore {
             tracing::warn!(invitation = %id, "lapsed reservation had already been settled");
         }
         Ok(())
+    }
+
+    async fn invitations_page(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Invitation>, Error> {
+        // The cursor is the Scan's last evaluated key (any item type: the
+        // filter runs after the read), its `pk` and `sk` hex-encoded.
+        let start = cursor.map(decode_scan_cursor).transpose()?;
+        // Scan's Limit counts items read before the filter: a page may hold
+        // fewer than `limit` invitations and still have a next one.
+        let output = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .filter_expression("sk = :inv")
+            .set_expression_attribute_values(values([(":inv", s("INV"))]))
+            .limit(i32::try_from(limit.clamp(1, 1000)).unwrap_or(1000))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(|e| unexpected(e, "DynamoDB Scan page"))?;
+        let items = output.items().iter().map(invitation_from_item).collect::<Result<Vec<_>, _>>()?;
+        let next =
+            output.last_evaluated_key().and_then(|key| Some(encode_scan_cursor(get_s(key, "pk")?, get_s(key, "sk")?)));
+        Ok(Page { items, next })
     }
 
     async fn open_access_request(&self, id: &str, email: &Email, now: OffsetDateTime) -> Result<bool, Error> {

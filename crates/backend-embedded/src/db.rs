@@ -85,6 +85,9 @@ CREATE TABLE access_requests (
     open_email TEXT UNIQUE
 );
 CREATE INDEX access_requests_by_created ON access_requests (created_at);
+-- Listings of any size, page by page, in creation order.
+CREATE INDEX users_by_created ON users (created_at);
+CREATE INDEX invitations_by_created ON invitations (created_at);
 "#,
 ];
 
@@ -234,6 +237,21 @@ pub fn optional_row<T, P: rusqlite::Params>(
     conn.prepare_cached(sql).map_err(db_err)?.query_row(params, row).optional().map_err(db_err)
 }
 
+/// A listing's position: the last row's creation second and rowid, opaque to callers.
+pub fn encode_cursor(created_at: i64, rowid: i64) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(format!("{created_at}.{rowid}"))
+}
+
+pub fn decode_cursor(cursor: &str) -> Result<(i64, i64), Error> {
+    use base64::Engine as _;
+    let invalid = || Error::InvalidRequest("Invalid cursor".into());
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(cursor).map_err(|_| invalid())?;
+    let raw = String::from_utf8(raw).map_err(|_| invalid())?;
+    let (created_at, rowid) = raw.split_once('.').ok_or_else(invalid)?;
+    Ok((created_at.parse().map_err(|_| invalid())?, rowid.parse().map_err(|_| invalid())?))
+}
+
 /// Wraps a database failure as unexpected (logged, never shown).
 pub fn db_err(e: rusqlite::Error) -> Error {
     Error::Unexpected(anyhow::Error::new(e).context("database"))
@@ -271,6 +289,10 @@ mod tests {
             "SELECT * FROM invitations WHERE inviter_sub = 's' ORDER BY created_at DESC, rowid DESC",
             "SELECT inviter_sub FROM invitations WHERE redeemed_by = 's'",
             "SELECT remaining FROM invite_quotas WHERE sub = 's'",
+            // Listing pages (the admin API, `users list`).
+            "SELECT * FROM users WHERE (created_at, rowid) > (1, 1) ORDER BY created_at, rowid LIMIT 3",
+            "SELECT * FROM invitations WHERE (created_at, rowid) < (1, 1) ORDER BY created_at DESC, rowid DESC LIMIT 3",
+            "SELECT * FROM access_requests WHERE id = 'r'",
             "SELECT (SELECT remaining FROM invite_quotas WHERE sub = 's'), \
                     EXISTS (SELECT 1 FROM invitations WHERE redeemed_by = 's'), \
                     (SELECT inviter_sub FROM invitations WHERE redeemed_by = 's')",

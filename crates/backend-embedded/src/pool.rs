@@ -8,7 +8,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::access_code::generate_confirmation_code;
 use domain::presignup::{PreSignUpDecision, PreSignUpFacts, Trigger, decide};
 use domain::{
-    AccessClaims, CodeHash, CodeHasher, Email, Error, Mailer, Password, Reservation, SecretString, SignUpOutcome,
+    AccessClaims, CodeHash, CodeHasher, Email, Error, Mailer, Page, Password, Reservation, SecretString, SignUpOutcome,
     SignUpPolicy, SignUpRequest, Tokens, UserPool, UserRecord, UserStatus, UserSub, messages,
 };
 use rand::Rng;
@@ -16,7 +16,7 @@ use rusqlite::{Row, Transaction, params};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use crate::db::{Db, db_err, is_unique_violation, optional_row};
+use crate::db::{Db, db_err, decode_cursor, encode_cursor, is_unique_violation, optional_row};
 use crate::hashing::PasswordHashing;
 use crate::store::{from_ts, get_in, redeem_in, ts};
 use crate::tokens::{TOKEN_TTL, TokenIssuer};
@@ -589,6 +589,35 @@ impl UserPool for LocalUserPool {
                     .map_err(db_err)?;
                 let rows = stmt.query_map([], user_from_row).map_err(db_err)?;
                 rows.collect::<Result<Vec<_>, _>>().map_err(db_err)
+            })
+            .await
+    }
+
+    async fn users_page(&self, limit: usize, cursor: Option<&str>) -> Result<Page<UserRecord>, Error> {
+        let after = cursor.map(decode_cursor).transpose()?;
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        self.db
+            .read(move |conn| {
+                // Oldest first, through users_by_created; one row more tells whether a page follows.
+                let (created_at, rowid) = after.unwrap_or((i64::MIN, i64::MIN));
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {USER_COLUMNS}, rowid FROM users \
+                         WHERE (created_at, rowid) > (?1, ?2) \
+                         ORDER BY created_at, rowid LIMIT ?3"
+                    ))
+                    .map_err(db_err)?;
+                let rows = stmt
+                    .query_map(params![created_at, rowid, limit + 1], |row| {
+                        Ok((user_from_row(row)?, row.get::<_, i64>(4)?, row.get::<_, i64>(7)?))
+                    })
+                    .map_err(db_err)?;
+                let mut rows = rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?;
+                let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+                rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+                let next =
+                    more.then(|| rows.last().map(|(_, created, rowid)| encode_cursor(*created, *rowid))).flatten();
+                Ok(Page { items: rows.into_iter().map(|(user, _, _)| user).collect(), next })
             })
             .await
     }

@@ -6,13 +6,13 @@ use async_trait::async_trait;
 use domain::access_request::{AccessRequest, AccessRequestStatus};
 use domain::invitation::Reservable;
 use domain::{
-    CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, QuotaCharge,
+    CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, Page, QuotaCharge,
     Reservation, ReservationNonce, ReserveOutcome, Standing, StoredStatus, UserSub,
 };
 use rusqlite::{Row, Transaction, params};
 use time::OffsetDateTime;
 
-use crate::db::{Db, db_err, is_unique_violation, optional_row};
+use crate::db::{Db, db_err, decode_cursor, encode_cursor, is_unique_violation, optional_row};
 
 #[derive(Clone)]
 pub struct SqliteInvitationStore {
@@ -378,6 +378,35 @@ impl InvitationStore for SqliteInvitationStore {
                 }
                 .map_err(db_err)?;
                 Ok(())
+            })
+            .await
+    }
+
+    async fn invitations_page(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Invitation>, Error> {
+        let before = cursor.map(decode_cursor).transpose()?;
+        let limit = i64::try_from(limit.max(1)).unwrap_or(i64::MAX);
+        self.db
+            .read(move |conn| {
+                // Newest first, through invitations_by_created.
+                let (created_at, rowid) = before.unwrap_or((i64::MAX, i64::MAX));
+                let mut stmt = conn
+                    .prepare_cached(&format!(
+                        "SELECT {COLUMNS}, rowid FROM invitations \
+                         WHERE (created_at, rowid) < (?1, ?2) \
+                         ORDER BY created_at DESC, rowid DESC LIMIT ?3"
+                    ))
+                    .map_err(db_err)?;
+                let rows = stmt
+                    .query_map(params![created_at, rowid, limit + 1], |row| {
+                        Ok((invitation_from_row(row)?, row.get::<_, i64>(6)?, row.get::<_, i64>(11)?))
+                    })
+                    .map_err(db_err)?;
+                let mut rows = rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?;
+                let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
+                rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+                let next =
+                    more.then(|| rows.last().map(|(_, created, rowid)| encode_cursor(*created, *rowid))).flatten();
+                Ok(Page { items: rows.into_iter().map(|(invitation, _, _)| invitation).collect(), next })
             })
             .await
     }

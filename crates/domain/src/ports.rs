@@ -83,11 +83,21 @@ pub trait InvitationStore: Send + Sync {
         approved: bool,
         now: OffsetDateTime,
     ) -> Result<AccessRequest, Error>;
+    /// Up to `limit` invitations after `cursor`, for the operator's listing
+    /// of any size (embedded: newest first; DynamoDB: in table order).
+    async fn invitations_page(&self, limit: usize, cursor: Option<&str>) -> Result<Page<Invitation>, Error>;
     /// Revokes the invitations `inviter` sent that are still usable (their
     /// account is gone); how many.
     async fn revoke_pending_from(&self, inviter: &UserSub, now: OffsetDateTime) -> Result<u32, Error>;
     /// The user's place in the invitation tree, in one read.
     async fn standing(&self, sub: &UserSub, initial_quota: u32) -> Result<Standing, Error>;
+}
+
+/// One page of a listing; `next` continues it (an opaque cursor), `None` at the end.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
 }
 
 /// What the invitations say about one user.
@@ -158,6 +168,9 @@ pub trait UserPool: Send + Sync {
     async fn find_by_email(&self, email: &Email) -> Result<Option<UserRecord>, Error>;
     async fn find_by_sub(&self, sub: &UserSub) -> Result<Option<UserRecord>, Error>;
     async fn list_users(&self) -> Result<Vec<UserRecord>, Error>;
+    /// Up to `limit` accounts after `cursor` (a `Page::next` from before;
+    /// `InvalidRequest` if it is not one), for listings of any size.
+    async fn users_page(&self, limit: usize, cursor: Option<&str>) -> Result<Page<UserRecord>, Error>;
     /// The public keys that verify this pool's tokens, as a JWKS document.
     async fn jwks_json(&self) -> Result<Option<String>, Error>;
 }

@@ -192,20 +192,28 @@ pub async fn run_invite(common: &CommonArgs, command: &InviteCommand, out: &mut 
 
 pub async fn run_users(common: &CommonArgs, out: &mut impl Write) -> anyhow::Result<()> {
     let service = operator_service(common).await?;
-    let users = service.list_users().await.map_err(operator_error)?;
     writeln!(out, "{:<36}  {:<32}  {:<11}  {:<8}  CREATED", "SUB", "EMAIL", "STATUS", "VERIFIED")?;
-    for user in users {
-        writeln!(
-            out,
-            "{:<36}  {:<32}  {:<11}  {:<8}  {}",
-            user.sub,
-            user.email,
-            user.status.as_str(),
-            user.email_verified,
-            user.created_at.format(&Rfc3339)?
-        )?;
+    // Page by page: a million accounts print without holding them all.
+    let mut cursor: Option<String> = None;
+    loop {
+        let page = service.users_page(500, cursor.as_deref()).await.map_err(operator_error)?;
+        for user in &page.items {
+            let status = if user.disabled { "DISABLED" } else { user.status.as_str() };
+            writeln!(
+                out,
+                "{:<36}  {:<32}  {:<11}  {:<8}  {}",
+                user.sub,
+                user.email,
+                status,
+                user.email_verified,
+                user.created_at.format(&Rfc3339)?
+            )?;
+        }
+        match page.next {
+            Some(next) => cursor = Some(next),
+            None => return Ok(()),
+        }
     }
-    Ok(())
 }
 
 pub async fn run_requests(common: &CommonArgs, command: &RequestsCommand, out: &mut impl Write) -> anyhow::Result<()> {

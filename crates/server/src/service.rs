@@ -11,7 +11,7 @@ use domain::access_request::{AccessRequest, AccessRequestStatus};
 use domain::invitation::whole_seconds;
 use domain::{
     AccessCode, Adapters, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStatus, InvitationStore,
-    Inviter, Mailer, NewInvitation, Password, PasswordPolicy, QuotaCharge, Reservation, ReservationNonce,
+    Inviter, Mailer, NewInvitation, Page, Password, PasswordPolicy, QuotaCharge, Reservation, ReservationNonce,
     ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, Standing, Tokens, UserPool, UserRecord,
     UserStatus, UserSub, messages,
 };
@@ -784,6 +784,25 @@ impl Invitegate {
     pub async fn reject_access_request(&self, target: &AccessRequestRef) -> Result<AccessRequest, Error> {
         let request = self.find_access_request(target).await?;
         self.store.decide_access_request(&request.id, false, self.clock.now()).await
+    }
+
+    /// A page of accounts (oldest first on the embedded backend), for listings of any size.
+    pub async fn users_page(&self, limit: usize, cursor: Option<&str>) -> Result<Page<UserRecord>, Error> {
+        self.pool.users_page(limit, cursor).await
+    }
+
+    /// A page of every invitation, optionally of one status (filtered within
+    /// the page, so a page may hold fewer than `limit`).
+    pub async fn invitations_page(
+        &self,
+        status: Option<InvitationStatus>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<Page<InvitationSummary>, Error> {
+        let page = self.store.invitations_page(limit, cursor).await?;
+        let items =
+            page.items.iter().map(|i| self.summary(i)).filter(|i| status.is_none_or(|s| i.status == s)).collect();
+        Ok(Page { items, next: page.next })
     }
 
     // ----- Operator actions on accounts (the CLI and the admin API) -----

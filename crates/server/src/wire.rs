@@ -225,11 +225,24 @@ pub struct AdminInvitationResponse {
     pub sign_up_link: Option<String>,
 }
 
-/// `GET /admin/invitations?status=`.
+/// `GET /admin/…` listings: `?status=&limit=&cursor=`.
 #[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
-pub struct InvitationFilter {
-    /// pending, redeemed, revoked or expired.
+pub struct ListQuery {
+    /// Only entries with this status.
     pub status: Option<String>,
+    /// Entries per page, 1 to 1000 (default 100).
+    pub limit: Option<u32>,
+    /// `nextCursor` from the previous page.
+    pub cursor: Option<String>,
+}
+
+/// A page of the operator's invitation listing.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminInvitationListResponse {
+    pub invitations: Vec<InvitationResponse>,
+    /// Pass as `cursor` for the next page; null at the end.
+    pub next_cursor: Option<String>,
 }
 
 /// An account as an operator sees it.
@@ -261,8 +274,11 @@ impl From<&UserRecord> for AdminUserResponse {
 }
 
 #[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
 pub struct UserListResponse {
     pub users: Vec<AdminUserResponse>,
+    /// Pass as `cursor` for the next page; null at the end.
+    pub next_cursor: Option<String>,
 }
 
 /// `GET /admin/users/{sub}`.

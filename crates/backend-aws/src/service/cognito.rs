@@ -9,8 +9,8 @@ use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, Authen
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::{
-    AccessClaims, Email, Error, Password, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserPool, UserRecord,
-    UserStatus, UserSub,
+    AccessClaims, Email, Error, Page, Password, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserPool,
+    UserRecord, UserStatus, UserSub,
 };
 use time::OffsetDateTime;
 
@@ -606,6 +606,40 @@ impl UserPool for CognitoUserPool {
 
     async fn find_by_sub(&self, sub: &UserSub) -> Result<Option<UserRecord>, Error> {
         self.get_user(sub.as_str()).await
+    }
+
+    async fn users_page(&self, limit: usize, cursor: Option<&str>) -> Result<Page<UserRecord>, Error> {
+        // ListUsers returns at most 60 per call; its pagination token is the cursor.
+        let limit = i32::try_from(limit.clamp(1, 60)).unwrap_or(60);
+        let token = cursor.map(crate::decode_cursor).transpose()?;
+        let result = self
+            .client
+            .list_users()
+            .user_pool_id(&self.user_pool_id)
+            .limit(limit)
+            .set_pagination_token(token)
+            .send()
+            .await;
+        let page = match result {
+            Ok(page) => page,
+            Err(e) if service_code(&e) == Some("InvalidParameterException") && cursor.is_some() => {
+                return Err(Error::InvalidRequest("Invalid cursor".into()));
+            }
+            Err(e) => return Err(other(e, "Cognito ListUsers")),
+        };
+        let mut items = Vec::new();
+        for user in page.users() {
+            match user_record(
+                user.username().unwrap_or_default(),
+                user.attributes(),
+                user.user_status(),
+                user.user_create_date(),
+            ) {
+                Ok(record) => items.push(record),
+                Err(e) => tracing::warn!(error = %e, "skipping an unreadable Cognito user"),
+            }
+        }
+        Ok(Page { items, next: page.pagination_token().map(crate::encode_cursor) })
     }
 
     async fn list_users(&self) -> Result<Vec<UserRecord>, Error> {

@@ -11,12 +11,21 @@ use crate::extract::{ApiJson, ApiPath, Operator, required};
 use crate::service::{AccessRequestRef, Actor, InvitationRef, OperatorInvite, UserRef};
 use crate::startup::AppState;
 use crate::wire::{
-    AccessRequestListResponse, AccessRequestResponse, AdminInvitationRequest, AdminInvitationResponse,
-    AdminUserDetailsResponse, AdminUserResponse, ApprovedResponse, DeletedResponse, InvitationFilter,
-    InvitationListResponse, InvitationResponse, SentResponse, SignedOutResponse, UserListResponse,
+    AccessRequestListResponse, AccessRequestResponse, AdminInvitationListResponse, AdminInvitationRequest,
+    AdminInvitationResponse, AdminUserDetailsResponse, AdminUserResponse, ApprovedResponse, DeletedResponse,
+    InvitationResponse, ListQuery, SentResponse, SignedOutResponse, UserListResponse,
 };
 
 const ERRORS: &str = "An error; `code` says which";
+const DEFAULT_PAGE: u32 = 100;
+
+/// The page size asked for: 1 to 1000, 100 if not given.
+fn page_size(limit: Option<u32>) -> Result<usize, ApiError> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        limit @ 1..=1000 => Ok(limit as usize),
+        _ => Err(ApiError(domain::Error::InvalidRequest("limit must be 1 to 1000".into()))),
+    }
+}
 
 fn user_ref(sub: String) -> UserRef {
     UserRef::Sub(UserSub::new(sub))
@@ -53,22 +62,26 @@ pub async fn create_invitation(
     get,
     path = "/admin/invitations",
     security(("admin" = [])),
-    params(InvitationFilter),
-    responses((status = 200, description = "Every invitation, newest first", body = crate::wire::InvitationListResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+    params(ListQuery),
+    responses((status = 200, description = "A page of every invitation (embedded: newest first)", body = crate::wire::AdminInvitationListResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
 )]
 pub async fn list_invitations(
     State(state): State<AppState>,
     _: Operator,
-    Query(filter): Query<InvitationFilter>,
-) -> Result<Json<InvitationListResponse>, ApiError> {
+    Query(filter): Query<ListQuery>,
+) -> Result<Json<AdminInvitationListResponse>, ApiError> {
     let status = match filter.status.as_deref() {
         Some(raw) => Some(InvitationStatus::parse(raw).ok_or_else(|| {
             ApiError(domain::Error::InvalidRequest("status must be pending, redeemed, revoked or expired".into()))
         })?),
         None => None,
     };
-    let invitations = state.service.list_invitations(&Actor::Operator, status).await?;
-    Ok(Json(InvitationListResponse { invitations: invitations.iter().map(InvitationResponse::from).collect() }))
+    let limit = page_size(filter.limit)?;
+    let page = state.service.invitations_page(status, limit, filter.cursor.as_deref()).await?;
+    Ok(Json(AdminInvitationListResponse {
+        invitations: page.items.iter().map(InvitationResponse::from).collect(),
+        next_cursor: page.next,
+    }))
 }
 
 #[utoipa::path(
@@ -107,11 +120,19 @@ pub async fn resend_invitation(
     get,
     path = "/admin/users",
     security(("admin" = [])),
-    responses((status = 200, description = "Every account, oldest first", body = crate::wire::UserListResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
+    params(("limit" = Option<u32>, Query, description = "Accounts per page, 1 to 1000 (default 100)"), ("cursor" = Option<String>, Query, description = "`nextCursor` from the previous page")),
+    responses((status = 200, description = "A page of accounts (embedded: oldest first)", body = crate::wire::UserListResponse), (status = "default", description = ERRORS, body = crate::wire::ErrorBody))
 )]
-pub async fn list_users(State(state): State<AppState>, _: Operator) -> Result<Json<UserListResponse>, ApiError> {
-    let users = state.service.list_users().await?;
-    Ok(Json(UserListResponse { users: users.iter().map(AdminUserResponse::from).collect() }))
+pub async fn list_users(
+    State(state): State<AppState>,
+    _: Operator,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<UserListResponse>, ApiError> {
+    let page = state.service.users_page(page_size(query.limit)?, query.cursor.as_deref()).await?;
+    Ok(Json(UserListResponse {
+        users: page.items.iter().map(AdminUserResponse::from).collect(),
+        next_cursor: page.next,
+    }))
 }
 
 #[utoipa::path(
@@ -220,7 +241,7 @@ pub async fn delete_user(
 pub async fn list_access_requests(
     State(state): State<AppState>,
     _: Operator,
-    Query(filter): Query<InvitationFilter>,
+    Query(filter): Query<ListQuery>,
 ) -> Result<Json<AccessRequestListResponse>, ApiError> {
     let status = match filter.status.as_deref() {
         Some(raw) => Some(domain::access_request::AccessRequestStatus::parse(raw).ok_or_else(|| {

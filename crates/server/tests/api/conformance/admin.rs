@@ -209,3 +209,68 @@ async fn operators_sign_out_reset_and_delete_accounts() {
     let again = app.admin(Method::GET, &format!("/admin/users/{sub}"), None).await;
     expect_error(again, StatusCode::NOT_FOUND, "not_found").await;
 }
+
+/// Follows `nextCursor` from `path` (which has a `?`) until the end; every page's entries under `field`.
+async fn all_pages(app: &TestApp, path: &str, field: &str) -> Vec<Vec<Value>> {
+    let mut pages = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let url = match &cursor {
+            Some(cursor) => format!("{path}&cursor={cursor}"),
+            None => path.to_owned(),
+        };
+        let page: Value = expect_json(app.admin(Method::GET, &url, None).await, StatusCode::OK).await;
+        pages.push(page[field].as_array().unwrap().clone());
+        match page["nextCursor"].as_str() {
+            Some(next) => cursor = Some(next.to_owned()),
+            None => return pages,
+        }
+        assert!(pages.len() < 5000, "pagination must end");
+    }
+}
+
+#[tokio::test]
+async fn listings_come_in_pages_that_cover_everything_once() {
+    let app = spawn_app().await;
+    let mut subs = Vec::new();
+    for i in 0..5 {
+        subs.push(app.invited_user(&format!("paged{i}@example.com")).await);
+    }
+    let pages = all_pages(&app, "/admin/users?limit=2", "users").await;
+    assert!(pages.iter().all(|p| p.len() <= 2), "{pages:?}");
+    assert!(pages.len() >= 3, "5 accounts, 2 per page: {} pages", pages.len());
+    let mut listed: Vec<String> = pages.iter().flatten().map(|u| u["sub"].as_str().unwrap().to_owned()).collect();
+    listed.sort();
+    subs.sort();
+    assert_eq!(listed, subs, "each account exactly once");
+
+    for i in 0..5 {
+        app.operator_invite(&format!("paged-invite{i}@example.com")).await;
+    }
+    let pages = all_pages(&app, "/admin/invitations?status=pending&limit=2", "invitations").await;
+    let ours: Vec<String> = pages
+        .iter()
+        .flatten()
+        .map(|i| i["email"].as_str().unwrap().to_owned())
+        .filter(|e| e.starts_with("paged-invite"))
+        .collect();
+    let mut sorted = ours.clone();
+    sorted.sort();
+    sorted.dedup();
+    assert_eq!(sorted.len(), 5, "each pending invitation exactly once: {ours:?}");
+    assert_eq!(ours.len(), 5, "no duplicates: {ours:?}");
+    if app.backend == TestBackend::Embedded {
+        let expected: Vec<String> = (0..5).rev().map(|i| format!("paged-invite{i}@example.com")).collect();
+        assert_eq!(ours, expected, "newest first");
+    }
+
+    for bad in [
+        "/admin/users?limit=0",
+        "/admin/users?limit=1001",
+        "/admin/users?cursor=not-a-cursor",
+        "/admin/invitations?cursor=zz",
+    ] {
+        let response = app.admin(Method::GET, bad, None).await;
+        expect_error(response, StatusCode::BAD_REQUEST, "invalid_request").await;
+    }
+}
