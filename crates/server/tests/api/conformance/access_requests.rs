@@ -90,3 +90,14 @@ async fn there_are_no_access_requests_in_open_mode() {
     let response = app.post("/access_requests", json!({ "email": "anyone@example.com" })).await;
     expect_error(response, StatusCode::NOT_FOUND, "not_found").await;
 }
+
+#[tokio::test]
+async fn access_requests_are_limited() {
+    let app = spawn_app().await;
+    for _ in 0..10 {
+        let response = app.post("/access_requests", json!({ "email": "eager@example.com" })).await;
+        assert_eq!(response.status(), StatusCode::ACCEPTED);
+    }
+    let limited = app.post("/access_requests", json!({ "email": "eager@example.com" })).await;
+    expect_error(limited, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
+}

@@ -168,3 +168,16 @@ async fn a_deleted_account_is_gone_its_unused_invitations_too_and_the_address_ca
     let back = app.sign_up(email, PASSWORD, &code).await;
     assert_eq!(back.status(), StatusCode::OK);
 }
+
+#[tokio::test]
+async fn recovery_requests_are_limited_per_address() {
+    let app = spawn_app().await;
+    let mut statuses = Vec::new();
+    for _ in 0..11 {
+        statuses.push(app.post("/forgot_password", json!({ "email": "flooded@example.com" })).await.status());
+    }
+    assert!(statuses[..10].iter().all(|s| *s == StatusCode::OK), "{statuses:?}");
+    let limited = app.post("/forgot_password", json!({ "email": "flooded@example.com" })).await;
+    assert!(limited.headers().contains_key("retry-after"));
+    expect_error(limited, StatusCode::TOO_MANY_REQUESTS, "too_many_attempts").await;
+}

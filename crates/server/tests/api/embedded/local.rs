@@ -88,3 +88,37 @@ async fn signed_out_and_expired_refresh_tokens_are_deleted() {
     let refreshed = app.post("/refresh", json!({ "refreshToken": live })).await;
     assert_eq!(refreshed.status(), StatusCode::OK, "the live token still works");
 }
+
+/// The embedded pool's own recovery codes: they last an hour and allow five
+/// wrong tries, after which even the right code is refused.
+#[tokio::test]
+async fn recovery_codes_expire_after_an_hour_and_are_used_up_by_five_wrong_tries() {
+    let app = spawn_app().await;
+    let email = "clockwork@example.com";
+    app.invited_user(email).await;
+    let code_after = |count: usize| {
+        let app = &app;
+        async move {
+            let mail = app.wait_for_mail(email, count).await;
+            mail.split_once("code is ").unwrap().1.chars().take_while(char::is_ascii_digit).collect::<String>()
+        }
+    };
+    let reset = |code: String| {
+        app.post("/confirm_forgot_password", json!({ "email": email, "code": code, "password": "N3w-password!" }))
+    };
+
+    let mails = app.mail_count(email).await;
+    app.post("/forgot_password", json!({ "email": email })).await;
+    let code = code_after(mails + 1).await;
+    app.clock.advance(time::Duration::minutes(61));
+    expect_error(reset(code).await, StatusCode::BAD_REQUEST, "invalid_confirmation_code").await;
+
+    app.post("/forgot_password", json!({ "email": email })).await;
+    let code = code_after(mails + 2).await;
+    let wrong = if code == "000000" { "111111" } else { "000000" };
+    for _ in 0..5 {
+        expect_error(reset(wrong.to_owned()).await, StatusCode::BAD_REQUEST, "invalid_confirmation_code").await;
+    }
+    expect_error(reset(code).await, StatusCode::BAD_REQUEST, "invalid_confirmation_code").await;
+    assert_eq!(app.post("/sign_in", json!({ "email": email, "password": PASSWORD })).await.status(), StatusCode::OK);
+}
