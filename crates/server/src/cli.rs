@@ -153,22 +153,30 @@ pub async fn run_invite(common: &CommonArgs, command: &InviteCommand, out: &mut 
             )?;
         }
         InviteCommand::List { status } => {
-            let invitations = service.list_invitations(&operator, *status).await.map_err(operator_error)?;
             writeln!(out, "{:<36}  {:<32}  {:<8}  {:<25}  INVITED BY", "ID", "EMAIL", "STATUS", "EXPIRES")?;
-            for invitation in invitations {
-                let by = match &invitation.inviter {
-                    Inviter::Operator => "operator".to_owned(),
-                    Inviter::User(sub) => sub.to_string(),
-                };
-                writeln!(
-                    out,
-                    "{:<36}  {:<32}  {:<8}  {:<25}  {}",
-                    invitation.id,
-                    invitation.email,
-                    invitation.status.as_str(),
-                    invitation.expires_at.format(&Rfc3339)?,
-                    by
-                )?;
+            // Page by page, as `users list`.
+            let mut cursor: Option<String> = None;
+            loop {
+                let page = service.invitations_page(*status, 500, cursor.as_deref()).await.map_err(operator_error)?;
+                for invitation in &page.items {
+                    let by = match &invitation.inviter {
+                        Inviter::Operator => "operator".to_owned(),
+                        Inviter::User(sub) => sub.to_string(),
+                    };
+                    writeln!(
+                        out,
+                        "{:<36}  {:<32}  {:<8}  {:<25}  {}",
+                        invitation.id,
+                        invitation.email,
+                        invitation.status.as_str(),
+                        invitation.expires_at.format(&Rfc3339)?,
+                        by
+                    )?;
+                }
+                match page.next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
             }
         }
         InviteCommand::Revoke { email } => {
