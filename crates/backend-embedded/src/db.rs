@@ -252,6 +252,16 @@ pub fn decode_cursor(cursor: &str) -> Result<(i64, i64), Error> {
     Ok((created_at.parse().map_err(|_| invalid())?, rowid.parse().map_err(|_| invalid())?))
 }
 
+/// A page from rows fetched with `LIMIT limit + 1`, each with its creation
+/// second and rowid: the extra row only tells that a next page exists.
+pub fn keyset_page<T>(mut rows: Vec<(T, i64, i64)>, limit: i64) -> domain::Page<T> {
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    let next = if more { rows.last().map(|(_, created_at, rowid)| encode_cursor(*created_at, *rowid)) } else { None };
+    domain::Page { items: rows.into_iter().map(|(item, _, _)| item).collect(), next }
+}
+
 /// Wraps a database failure as unexpected (logged, never shown).
 pub fn db_err(e: rusqlite::Error) -> Error {
     Error::Unexpected(anyhow::Error::new(e).context("database"))

@@ -16,7 +16,7 @@ use rusqlite::{Row, Transaction, params};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
-use crate::db::{Db, db_err, decode_cursor, encode_cursor, is_unique_violation, optional_row};
+use crate::db::{Db, db_err, decode_cursor, is_unique_violation, keyset_page, optional_row};
 use crate::hashing::PasswordHashing;
 use crate::store::{from_ts, get_in, redeem_in, ts};
 use crate::tokens::{TOKEN_TTL, TokenIssuer};
@@ -216,6 +216,70 @@ fn insert_user(
     }
 }
 
+/// The two kinds of code the pool emails and stores per account.
+#[derive(Clone, Copy)]
+enum EmailedCode {
+    /// Confirms an open-mode sign-up (`UNCONFIRMED` accounts).
+    Confirmation,
+    /// Resets a forgotten password (`CONFIRMED` accounts).
+    Recovery,
+}
+
+impl EmailedCode {
+    /// Its columns and the account status it applies to; our own literals, never input.
+    fn columns(self) -> (&'static str, &'static str, &'static str, &'static str) {
+        match self {
+            Self::Confirmation => ("confirm_code_hash", "confirm_expires_at", "confirm_attempts", "UNCONFIRMED"),
+            Self::Recovery => ("recovery_code_hash", "recovery_expires_at", "recovery_attempts", "CONFIRMED"),
+        }
+    }
+
+    fn max_attempts(self) -> u32 {
+        match self {
+            Self::Confirmation => CONFIRMATION_ATTEMPTS,
+            Self::Recovery => RECOVERY_ATTEMPTS,
+        }
+    }
+}
+
+/// An account's sub, code hash, expiry and wrong tries, as stored.
+type StoredCode = (String, Option<Vec<u8>>, Option<i64>, u32);
+
+/// The account whose live code of this kind `presented` matches, if any.
+/// Unknown accounts, and used, expired, used-up and wrong codes all give
+/// `None`; a wrong try is counted (and committed with the failed request).
+fn check_emailed_code(
+    tx: &Transaction<'_>,
+    kind: EmailedCode,
+    email: &Email,
+    presented: &CodeHash,
+    now: OffsetDateTime,
+) -> Result<Option<String>, Error> {
+    let (hash_column, expiry_column, attempts_column, status) = kind.columns();
+    let row: Option<StoredCode> = optional_row(
+        tx,
+        &format!(
+            "SELECT sub, {hash_column}, {expiry_column}, {attempts_column} FROM users \
+             WHERE email = ?1 AND status = '{status}'"
+        ),
+        [email.as_str()],
+        |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
+    )?;
+    let Some((sub, Some(stored), Some(expires_at), attempts)) = row else {
+        return Ok(None);
+    };
+    let stored = CodeHash::from_bytes(&stored).ok_or_else(|| Error::unexpected("stored code hash invalid"))?;
+    if attempts >= kind.max_attempts() || expires_at <= ts(now) {
+        return Ok(None);
+    }
+    if !stored.matches(presented) {
+        tx.execute(&format!("UPDATE users SET {attempts_column} = {attempts_column} + 1 WHERE sub = ?1"), [&sub])
+            .map_err(db_err)?;
+        return Ok(None);
+    }
+    Ok(Some(sub))
+}
+
 #[async_trait]
 impl UserPool for LocalUserPool {
     async fn sign_up(&self, request: SignUpRequest, now: OffsetDateTime) -> Result<SignUpOutcome, Error> {
@@ -316,27 +380,9 @@ impl UserPool for LocalUserPool {
         let reset = self
             .db
             .write(move |tx| {
-                let row: Option<(String, Option<Vec<u8>>, Option<i64>, u32)> = optional_row(
-                    tx,
-                    "SELECT sub, recovery_code_hash, recovery_expires_at, recovery_attempts FROM users \
-                     WHERE email = ?1 AND status = 'CONFIRMED'",
-                    [email.as_str()],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )?;
-                // Unknown, used, expired, used-up and wrong codes all look the same.
-                let Some((sub, Some(stored), Some(expires_at), attempts)) = row else {
+                let Some(sub) = check_emailed_code(tx, EmailedCode::Recovery, &email, &presented, now)? else {
                     return Ok(false);
                 };
-                let stored =
-                    CodeHash::from_bytes(&stored).ok_or_else(|| Error::unexpected("stored code hash invalid"))?;
-                if attempts >= RECOVERY_ATTEMPTS || expires_at <= ts(now) {
-                    return Ok(false);
-                }
-                if !stored.matches(&presented) {
-                    tx.execute("UPDATE users SET recovery_attempts = recovery_attempts + 1 WHERE sub = ?1", [&sub])
-                        .map_err(db_err)?;
-                    return Ok(false);
-                }
                 // A reset ends every session: refresh tokens go, older access tokens are refused.
                 tx.execute(
                     "UPDATE users SET password_hash = ?2, recovery_code_hash = NULL, recovery_expires_at = NULL, \
@@ -436,28 +482,9 @@ impl UserPool for LocalUserPool {
         let confirmed = self
             .db
             .write(move |tx| {
-                let row: Option<(String, Option<Vec<u8>>, Option<i64>, u32)> = optional_row(
-                    tx,
-                    "SELECT sub, confirm_code_hash, confirm_expires_at, confirm_attempts FROM users \
-                         WHERE email = ?1 AND status = 'UNCONFIRMED'",
-                    [email.as_str()],
-                    |row| Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?)),
-                )?;
-                // Unknown, already confirmed, used-up and wrong codes all look the same.
-                let Some((sub, Some(stored), Some(expires_at), attempts)) = row else {
+                let Some(sub) = check_emailed_code(tx, EmailedCode::Confirmation, &email, &presented, now)? else {
                     return Ok(false);
                 };
-                let stored =
-                    CodeHash::from_bytes(&stored).ok_or_else(|| Error::unexpected("stored code hash invalid"))?;
-                if attempts >= CONFIRMATION_ATTEMPTS || expires_at <= ts(now) {
-                    return Ok(false);
-                }
-                if !stored.matches(&presented) {
-                    // Committed: the wrong try counts even though the request fails.
-                    tx.execute("UPDATE users SET confirm_attempts = confirm_attempts + 1 WHERE sub = ?1", [&sub])
-                        .map_err(db_err)?;
-                    return Ok(false);
-                }
                 tx.execute(
                     "UPDATE users SET status = 'CONFIRMED', email_verified = 1, confirm_code_hash = NULL, \
                      confirm_expires_at = NULL, confirm_attempts = 0 WHERE sub = ?1 AND status = 'UNCONFIRMED'",
@@ -612,12 +639,8 @@ impl UserPool for LocalUserPool {
                         Ok((user_from_row(row)?, row.get::<_, i64>(4)?, row.get::<_, i64>(7)?))
                     })
                     .map_err(db_err)?;
-                let mut rows = rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?;
-                let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-                rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-                let next =
-                    more.then(|| rows.last().map(|(_, created, rowid)| encode_cursor(*created, *rowid))).flatten();
-                Ok(Page { items: rows.into_iter().map(|(user, _, _)| user).collect(), next })
+                let rows = rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?;
+                Ok(keyset_page(rows, limit))
             })
             .await
     }

@@ -12,7 +12,7 @@ use domain::{
 use rusqlite::{Row, Transaction, params};
 use time::OffsetDateTime;
 
-use crate::db::{Db, db_err, decode_cursor, encode_cursor, is_unique_violation, optional_row};
+use crate::db::{Db, db_err, decode_cursor, is_unique_violation, keyset_page, optional_row};
 
 #[derive(Clone)]
 pub struct SqliteInvitationStore {
@@ -401,12 +401,8 @@ impl InvitationStore for SqliteInvitationStore {
                         Ok((invitation_from_row(row)?, row.get::<_, i64>(6)?, row.get::<_, i64>(11)?))
                     })
                     .map_err(db_err)?;
-                let mut rows = rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?;
-                let more = rows.len() > usize::try_from(limit).unwrap_or(usize::MAX);
-                rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-                let next =
-                    more.then(|| rows.last().map(|(_, created, rowid)| encode_cursor(*created, *rowid))).flatten();
-                Ok(Page { items: rows.into_iter().map(|(invitation, _, _)| invitation).collect(), next })
+                let rows = rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?;
+                Ok(keyset_page(rows, limit))
             })
             .await
     }
