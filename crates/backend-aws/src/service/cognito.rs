@@ -64,6 +64,18 @@ fn service_code<E: ProvideErrorMetadata>(error: &SdkError<E>) -> Option<&str> {
     error.as_service_error().and_then(ProvideErrorMetadata::code)
 }
 
+/// Cognito's answer to a password its policy refuses, with Cognito's wording.
+fn refused_password<E: ProvideErrorMetadata>(error: &SdkError<E>) -> Option<Error> {
+    let service = error.as_service_error()?;
+    (service.code() == Some("InvalidPasswordException")).then(|| {
+        Error::InvalidPassword(service.message().unwrap_or("Password does not conform to policy").to_owned())
+    })
+}
+
+/// Cognito's own attempt limit (LimitExceededException): its window is not
+/// published, so callers are told to come back after ours.
+const COGNITO_LIMITED: Error = Error::TooManyAttempts { retry_after: std::time::Duration::from_secs(15 * 60) };
+
 /// What every operation does with errors it has no specific meaning for.
 fn other<E>(error: SdkError<E>, operation: &str) -> Error
 where
@@ -309,9 +321,7 @@ impl UserPool for CognitoUserPool {
             {
                 Ok(())
             }
-            Err(e) if matches!(service_code(&e), Some("LimitExceededException")) => {
-                Err(Error::TooManyAttempts { retry_after: std::time::Duration::from_secs(15 * 60) })
-            }
+            Err(e) if matches!(service_code(&e), Some("LimitExceededException")) => Err(COGNITO_LIMITED),
             Err(e) => Err(other(e, "Cognito ForgotPassword")),
         }
     }
@@ -334,24 +344,17 @@ impl UserPool for CognitoUserPool {
             .send()
             .await;
         if let Err(e) = result {
-            return Err(match e.as_service_error() {
-                Some(s) if s.is_invalid_password_exception() => {
-                    Error::InvalidPassword(s.message().unwrap_or("Password does not conform to policy").to_owned())
-                }
-                _ => match service_code(&e) {
-                    Some(
-                        "CodeMismatchException"
-                        | "ExpiredCodeException"
-                        | "UserNotFoundException"
-                        | "NotAuthorizedException"
-                        | "TooManyFailedAttemptsException",
-                    ) => Error::InvalidConfirmationCode,
-                    Some("LimitExceededException") => {
-                        Error::TooManyAttempts { retry_after: std::time::Duration::from_secs(15 * 60) }
-                    }
-                    _ => other(e, "Cognito ConfirmForgotPassword"),
-                },
-            });
+            return Err(refused_password(&e).unwrap_or_else(|| match service_code(&e) {
+                Some(
+                    "CodeMismatchException"
+                    | "ExpiredCodeException"
+                    | "UserNotFoundException"
+                    | "NotAuthorizedException"
+                    | "TooManyFailedAttemptsException",
+                ) => Error::InvalidConfirmationCode,
+                Some("LimitExceededException") => COGNITO_LIMITED,
+                _ => other(e, "Cognito ConfirmForgotPassword"),
+            }));
         }
         // Cognito keeps the refresh tokens across a reset; we end every session.
         let user = self.get_user(email.as_str()).await?.ok_or(Error::InvalidConfirmationCode)?;
@@ -376,18 +379,11 @@ impl UserPool for CognitoUserPool {
             .await;
         match result {
             Ok(_) => Ok(()),
-            Err(e) => Err(match e.as_service_error() {
-                Some(s) if s.is_invalid_password_exception() => {
-                    Error::InvalidPassword(s.message().unwrap_or("Password does not conform to policy").to_owned())
-                }
-                _ => match service_code(&e) {
-                    Some("NotAuthorizedException") => Error::NotAuthorized,
-                    Some("LimitExceededException" | "TooManyFailedAttemptsException") => {
-                        Error::TooManyAttempts { retry_after: std::time::Duration::from_secs(15 * 60) }
-                    }
-                    _ => other(e, "Cognito ChangePassword"),
-                },
-            }),
+            Err(e) => Err(refused_password(&e).unwrap_or_else(|| match service_code(&e) {
+                Some("NotAuthorizedException") => Error::NotAuthorized,
+                Some("LimitExceededException" | "TooManyFailedAttemptsException") => COGNITO_LIMITED,
+                _ => other(e, "Cognito ChangePassword"),
+            })),
         }
     }
 
