@@ -67,9 +67,8 @@ fn service_code<E: ProvideErrorMetadata>(error: &SdkError<E>) -> Option<&str> {
 /// Cognito's answer to a password its policy refuses, with Cognito's wording.
 fn refused_password<E: ProvideErrorMetadata>(error: &SdkError<E>) -> Option<Error> {
     let service = error.as_service_error()?;
-    (service.code() == Some("InvalidPasswordException")).then(|| {
-        Error::InvalidPassword(service.message().unwrap_or("Password does not conform to policy").to_owned())
-    })
+    (service.code() == Some("InvalidPasswordException"))
+        .then(|| Error::InvalidPassword(service.message().unwrap_or("Password does not conform to policy").to_owned()))
 }
 
 /// Cognito's own attempt limit (LimitExceededException): its window is not
