@@ -430,13 +430,17 @@ impl UserPool for LocalUserPool {
             .await
     }
 
-    async fn set_disabled(&self, user: &UserRecord, disabled: bool, _now: OffsetDateTime) -> Result<(), Error> {
+    async fn set_disabled(&self, user: &UserRecord, disabled: bool, now: OffsetDateTime) -> Result<(), Error> {
         let sub = user.sub.clone();
         self.db
             .write(move |tx| {
                 tx.execute("UPDATE users SET disabled = ?2 WHERE sub = ?1", params![sub.as_str(), disabled])
                     .map_err(db_err)?;
                 if disabled {
+                    // Its sessions end for good, as a global sign-out: enabling it
+                    // again does not bring back the tokens issued before.
+                    tx.execute("UPDATE users SET signed_out_at = ?2 WHERE sub = ?1", params![sub.as_str(), ts(now)])
+                        .map_err(db_err)?;
                     tx.execute("DELETE FROM refresh_tokens WHERE sub = ?1", [sub.as_str()]).map_err(db_err)?;
                 }
                 Ok(())

@@ -271,7 +271,7 @@ pub enum InviteCommand {
         #[arg(long)]
         no_email: bool,
     },
-    /// List invitations, newest first.
+    /// List invitations (embedded: newest first; AWS: in table order).
     List {
         /// Only those with this status: pending, redeemed, revoked, expired.
         #[arg(long, value_parser = parse_status)]

@@ -167,6 +167,9 @@ async fn a_disabled_account_is_told_so_only_with_its_password_and_its_sessions_s
     let enabled: Value =
         expect_json(app.admin(Method::POST, &format!("/admin/users/{sub}/enable"), None).await, StatusCode::OK).await;
     assert_eq!(enabled["disabled"], false);
+    // The sessions from before stay ended.
+    let me = app.get_auth("/me", session["accessToken"].as_str().unwrap()).await;
+    expect_error(me, StatusCode::UNAUTHORIZED, "not_authorized").await;
     let again: Value = app.sign_in(email, PASSWORD).await;
     assert_eq!(app.get_auth("/me", again["accessToken"].as_str().unwrap()).await.status(), StatusCode::OK);
 }
