@@ -51,7 +51,7 @@ impl HashingCapacity {
 
     pub fn with_threads(threads: usize) -> Self {
         let threads = threads.max(1);
-        Self { threads, max_queued: threads * 32 }
+        Self { threads, max_queued: threads * 24 }
     }
 }
 

@@ -94,7 +94,7 @@ pub struct EmbeddedArgs {
           value_parser = clap::value_parser!(u16).range(1..=256))]
     pub hashing_threads: Option<u16>,
     /// Sign-ups and sign-ins that may wait for a hashing thread; beyond this they are refused at
-    /// once with 503 `unavailable` and `Retry-After` (default: 32 per hashing thread).
+    /// once with 503 `unavailable` and `Retry-After` (default: 24 per hashing thread).
     #[arg(long, env = "INVITEGATE_MAX_QUEUED_HASHES", global = true,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_queued_hashes: Option<u32>,
