@@ -234,12 +234,41 @@ impl EmailedCode {
         }
     }
 
+    fn lifetime(self) -> Duration {
+        match self {
+            Self::Confirmation => CONFIRMATION_CODE_TTL,
+            Self::Recovery => RECOVERY_CODE_TTL,
+        }
+    }
+
     fn max_attempts(self) -> u32 {
         match self {
             Self::Confirmation => CONFIRMATION_ATTEMPTS,
             Self::Recovery => RECOVERY_ATTEMPTS,
         }
     }
+}
+
+/// Stores a new code of this kind for the account with this email and status,
+/// replacing any earlier one and its wrong tries; whether there was one.
+fn store_emailed_code(
+    tx: &Transaction<'_>,
+    kind: EmailedCode,
+    email: &Email,
+    code_hash: &CodeHash,
+    now: OffsetDateTime,
+) -> Result<bool, Error> {
+    let (hash_column, expiry_column, attempts_column, status) = kind.columns();
+    let updated = tx
+        .execute(
+            &format!(
+                "UPDATE users SET {hash_column} = ?2, {expiry_column} = ?3, {attempts_column} = 0 \
+                 WHERE email = ?1 AND status = '{status}'"
+            ),
+            params![email.as_str(), code_hash.as_bytes().as_slice(), ts(now + kind.lifetime())],
+        )
+        .map_err(db_err)?;
+    Ok(updated == 1)
 }
 
 /// An account's sub, code hash, expiry and wrong tries, as stored.
@@ -349,18 +378,9 @@ impl UserPool for LocalUserPool {
         let code = generate_confirmation_code(&mut rand::rng());
         let code_hash = self.codes.hash_recovery_code(email, &code);
         let target = email.clone();
-        let updated = self
-            .db
-            .write(move |tx| {
-                tx.execute(
-                    "UPDATE users SET recovery_code_hash = ?2, recovery_expires_at = ?3, recovery_attempts = 0 \
-                     WHERE email = ?1 AND status = 'CONFIRMED'",
-                    params![target.as_str(), code_hash.as_bytes().as_slice(), ts(now + RECOVERY_CODE_TTL)],
-                )
-                .map_err(db_err)
-            })
-            .await?;
-        if updated == 1 {
+        let stored =
+            self.db.write(move |tx| store_emailed_code(tx, EmailedCode::Recovery, &target, &code_hash, now)).await?;
+        if stored {
             self.mailer.send(&messages::recovery_code(email, &code)).await?;
         }
         Ok(())
@@ -505,19 +525,12 @@ impl UserPool for LocalUserPool {
         let code = generate_confirmation_code(&mut rand::rng());
         let code_hash = self.codes.hash_confirmation_code(email, &code);
         let target = email.clone();
-        let updated = self
+        let stored = self
             .db
-            .write(move |tx| {
-                tx.execute(
-                    "UPDATE users SET confirm_code_hash = ?2, confirm_expires_at = ?3, confirm_attempts = 0 \
-                     WHERE email = ?1 AND status = 'UNCONFIRMED'",
-                    params![target.as_str(), code_hash.as_bytes().as_slice(), ts(now + CONFIRMATION_CODE_TTL)],
-                )
-                .map_err(db_err)
-            })
+            .write(move |tx| store_emailed_code(tx, EmailedCode::Confirmation, &target, &code_hash, now))
             .await?;
         // Unknown or confirmed address: answer the same, send nothing.
-        if updated == 1 {
+        if stored {
             self.send_confirmation_code(email, &code).await;
         }
         Ok(())
