@@ -34,6 +34,8 @@ pub struct EmbeddedConfig {
     pub data_dir: PathBuf,
     /// `iss` of the tokens: the service's public URL.
     pub issuer: String,
+    /// The app's name and page addresses, for the emails the pool sends.
+    pub branding: domain::messages::Branding,
     pub policy: SignUpPolicy,
     pub hashing_cost: HashingCost,
     pub hashing_capacity: HashingCapacity,
@@ -86,7 +88,15 @@ pub fn open(config: &EmbeddedConfig) -> anyhow::Result<Adapters> {
     };
     let hashing = PasswordHashing::new(config.hashing_cost, config.hashing_capacity)?;
     let hashing_load = hashing.load();
-    let pool = LocalUserPool::new(db.clone(), hashing, tokens, code_hasher.clone(), Arc::clone(&mailer), config.policy);
+    let pool = LocalUserPool::new(
+        db.clone(),
+        hashing,
+        tokens,
+        code_hasher.clone(),
+        Arc::clone(&mailer),
+        config.branding.clone(),
+        config.policy,
+    );
     Ok(Adapters {
         store: Arc::new(SqliteInvitationStore::new(db)),
         pool: Arc::new(pool),

@@ -6,7 +6,7 @@ use anyhow::Context;
 use async_trait::async_trait;
 use domain::{Error, Mailer, OutgoingEmail};
 use lettre::message::header::{ContentTransferEncoding, ContentType};
-use lettre::message::{Body, Mailbox, Message, SinglePart};
+use lettre::message::{Body, Mailbox, Message, MultiPart, SinglePart};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Tokio1Executor};
 use time::OffsetDateTime;
 
@@ -18,12 +18,18 @@ fn build(from: &Mailbox, message: &OutgoingEmail) -> Result<Message, Error> {
         .as_str()
         .parse()
         .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("recipient address")))?;
-    Message::builder()
-        .from(from.clone())
-        .to(to)
-        .subject(message.subject.clone())
-        .singlepart(SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body(&message.text_body)))
-        .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("building an email")))
+    let builder = Message::builder().from(from.clone()).to(to).subject(message.subject.clone());
+    let text = SinglePart::builder().header(ContentType::TEXT_PLAIN).body(body(&message.text_body));
+    match &message.html_body {
+        // Text first: clients show the last alternative they can render.
+        Some(html) => builder.multipart(
+            MultiPart::alternative()
+                .singlepart(text)
+                .singlepart(SinglePart::builder().header(ContentType::TEXT_HTML).body(body(html))),
+        ),
+        None => builder.singlepart(text),
+    }
+    .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("building an email")))
 }
 
 /// Plain 7-bit text when it is valid as such (ASCII, lines within RFC 5322's

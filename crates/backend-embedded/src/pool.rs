@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::access_code::generate_confirmation_code;
+use domain::messages::Branding;
 use domain::presignup::{PreSignUpDecision, PreSignUpFacts, Trigger, decide};
 use domain::{
     AccessClaims, CodeHash, CodeHasher, Email, Error, Mailer, Page, Password, Reservation, SecretString, SignUpOutcome,
@@ -21,7 +22,6 @@ use crate::hashing::PasswordHashing;
 use crate::store::{from_ts, get_in, redeem_in, ts};
 use crate::tokens::{TOKEN_TTL, TokenIssuer};
 
-const REFRESH_TOKEN_TTL: Duration = Duration::days(30);
 const CONFIRMATION_CODE_TTL: Duration = Duration::hours(24);
 /// Wrong confirmation codes allowed before a new code must be requested.
 const CONFIRMATION_ATTEMPTS: u32 = 5;
@@ -38,6 +38,7 @@ pub struct LocalUserPool {
     tokens: Arc<TokenIssuer>,
     codes: CodeHasher,
     mailer: Arc<dyn Mailer>,
+    branding: Branding,
     policy: SignUpPolicy,
 }
 
@@ -48,9 +49,10 @@ impl LocalUserPool {
         tokens: TokenIssuer,
         codes: CodeHasher,
         mailer: Arc<dyn Mailer>,
+        branding: Branding,
         policy: SignUpPolicy,
     ) -> Self {
-        Self { db, hashing, tokens: Arc::new(tokens), codes, mailer, policy }
+        Self { db, hashing, tokens: Arc::new(tokens), codes, mailer, branding, policy }
     }
 
     /// Signs the ID and access tokens on a blocking thread: two RS256
@@ -81,7 +83,7 @@ impl LocalUserPool {
     }
 
     async fn send_confirmation_code(&self, email: &Email, code: &str) {
-        if let Err(e) = self.mailer.send(&messages::confirmation_code(email, code)).await {
+        if let Err(e) = self.mailer.send(&messages::confirmation_code(&self.branding, email, code)).await {
             // The account exists either way; the user can ask for the code again.
             tracing::error!(error = ?e, "could not send a confirmation code");
         }
@@ -112,7 +114,7 @@ impl LocalUserPool {
             .write(move |tx| {
                 tx.execute(
                     "INSERT INTO refresh_tokens (token_hash, sub, created_at, expires_at) VALUES (?1, ?2, ?3, ?4)",
-                    params![hash.as_slice(), sub.as_str(), ts(now), ts(now + REFRESH_TOKEN_TTL)],
+                    params![hash.as_slice(), sub.as_str(), ts(now), ts(now + domain::REFRESH_TOKEN_LIFETIME)],
                 )
                 .map_err(db_err)
             })
@@ -381,7 +383,7 @@ impl UserPool for LocalUserPool {
         let stored =
             self.db.write(move |tx| store_emailed_code(tx, EmailedCode::Recovery, &target, &code_hash, now)).await?;
         if stored {
-            self.mailer.send(&messages::recovery_code(email, &code)).await?;
+            self.mailer.send(&messages::recovery_code(&self.branding, email, &code)).await?;
         }
         Ok(())
     }

@@ -106,6 +106,13 @@ impl CodeHasher {
         self.mac(&[b"confirmation-code\0", email.as_str().as_bytes(), b"\0", code.as_bytes()])
     }
 
+    /// The anti-forgery token a page's forms carry for a browser holding
+    /// `browser_secret` in a cookie: only pages of this service can show it,
+    /// and a form sent without it (from another site) is refused.
+    pub fn form_token(&self, browser_secret: &str) -> CodeHash {
+        self.mac(&[b"form-token\0", browser_secret.as_bytes()])
+    }
+
     fn mac(&self, parts: &[&[u8]]) -> CodeHash {
         // HMAC accepts keys of any length, so this cannot fail.
         let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key)

@@ -26,6 +26,6 @@ pub use ports::{
 };
 pub use presignup::{PreSignUpDecision, PreSignUpFacts, SignUpPolicy, Trigger};
 pub use user::{
-    AccessClaims, AccessTokenClaims, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserStatus,
-    UserSub, VerifiedTokens,
+    AccessClaims, AccessTokenClaims, REFRESH_TOKEN_LIFETIME, SecretString, SignUpOutcome, SignUpRequest, Tokens,
+    UserRecord, UserStatus, UserSub, VerifiedTokens,
 };

@@ -66,6 +66,22 @@ fn describe(rules: &[PasswordRule]) -> String {
 }
 
 impl PasswordPolicy {
+    /// Every rule a password must meet, as shown before one is typed.
+    pub fn rules(&self) -> Vec<PasswordRule> {
+        let mut rules = vec![PasswordRule::MinLength(self.min_length)];
+        rules.extend(
+            [
+                (self.require_uppercase, PasswordRule::Uppercase),
+                (self.require_lowercase, PasswordRule::Lowercase),
+                (self.require_digit, PasswordRule::Digit),
+                (self.require_symbol, PasswordRule::Symbol),
+            ]
+            .into_iter()
+            .filter_map(|(required, rule)| required.then_some(rule)),
+        );
+        rules
+    }
+
     pub fn check(&self, raw: &str) -> Result<Password, PasswordPolicyViolation> {
         let mut unmet = Vec::new();
         let length = raw.chars().count();

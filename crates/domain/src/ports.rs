@@ -182,6 +182,8 @@ pub struct OutgoingEmail {
     pub subject: String,
     /// Holds codes; redacted from `Debug`.
     pub text_body: String,
+    /// The same message as HTML, sent beside the text as an alternative; holds codes too.
+    pub html_body: Option<String>,
 }
 
 impl std::fmt::Debug for OutgoingEmail {
@@ -190,6 +192,7 @@ impl std::fmt::Debug for OutgoingEmail {
             .field("to", &self.to)
             .field("subject", &self.subject)
             .field("text_body", &"<redacted>")
+            .field("html_body", &self.html_body.as_ref().map(|_| "<redacted>"))
             .finish()
     }
 }

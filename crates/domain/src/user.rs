@@ -106,6 +106,11 @@ impl fmt::Debug for SecretString {
     }
 }
 
+/// How long a refresh token works: the embedded pool's fixed lifetime, and
+/// the app client's `RefreshTokenValidity` that provisioning and the
+/// template set on AWS. Browser sessions last as long.
+pub const REFRESH_TOKEN_LIFETIME: time::Duration = time::Duration::days(30);
+
 #[derive(Debug, Clone)]
 pub struct Tokens {
     pub id_token: SecretString,

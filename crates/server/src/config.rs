@@ -12,6 +12,7 @@ use backend_aws::{
     ENV_TABLE,
 };
 use clap::{Args, Parser, Subcommand};
+use domain::messages::Branding;
 use domain::{InvitationStatus, PasswordPolicy, SecretString, SignUpPolicy};
 
 use crate::client_address::TrustedProxies;
@@ -57,6 +58,13 @@ pub struct CommonArgs {
     /// Base URL used in invitation links and as the token issuer.
     #[arg(long, env = "INVITEGATE_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
+    /// The app's name, in page titles and emails.
+    #[arg(long, env = "INVITEGATE_APP_NAME", default_value = Branding::DEFAULT_APP_NAME, global = true)]
+    pub app_name: String,
+    /// The sign-up page invitation emails link to, for apps that host their own
+    /// (it gets `email` and `code` in its query); default: <public url>/signup.
+    #[arg(long, env = "INVITEGATE_SIGNUP_URL", value_parser = parse_http_url, global = true)]
+    pub signup_url: Option<String>,
     /// `invite_only`, or `open` (anyone may sign up and confirms their email with a code).
     #[arg(long, env = ENV_POLICY, default_value = "invite_only", value_parser = parse_policy, global = true)]
     pub policy: SignUpPolicy,
@@ -315,6 +323,17 @@ pub enum UsersCommand {
     ResetPassword { email: String },
 }
 
+/// An absolute http(s) address: it is put in emails as it is.
+fn parse_http_url(s: &str) -> Result<String, String> {
+    let rest = s.strip_prefix("https://").or_else(|| s.strip_prefix("http://"));
+    match rest {
+        Some(rest) if !rest.is_empty() && !rest.starts_with('/') && !s.contains(char::is_whitespace) => {
+            Ok(s.to_owned())
+        }
+        _ => Err(format!("{s:?} is not an absolute http:// or https:// address")),
+    }
+}
+
 fn parse_policy(s: &str) -> Result<SignUpPolicy, String> {
     SignUpPolicy::parse(s).ok_or_else(|| format!("unknown policy {s:?}: expected invite_only or open"))
 }
@@ -340,6 +359,8 @@ pub fn app_config(common: &CommonArgs, serve: Option<&ServeArgs>) -> anyhow::Res
         backend,
         listen: common.listen,
         public_url: common.public_url.clone(),
+        app_name: common.app_name.clone(),
+        signup_url: common.signup_url.clone(),
         service: ServiceSettings {
             policy: common.policy,
             default_invite_quota: common.invite_quota,

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use domain::access_request::{AccessRequest, AccessRequestStatus};
 use domain::invitation::whole_seconds;
+use domain::messages::Branding;
 use domain::{
     AccessCode, Adapters, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStatus, InvitationStore,
     Inviter, Mailer, NewInvitation, Page, Password, PasswordPolicy, QuotaCharge, Reservation, ReservationNonce,
@@ -154,8 +155,8 @@ pub struct Invitegate {
     codes: CodeHasher,
     clock: Arc<dyn Clock>,
     settings: ServiceSettings,
-    /// Base of invitation links; known only once the listener is bound.
-    public_url: Arc<str>,
+    /// The app's name and the links in its emails; known only once the listener is bound.
+    branding: Arc<Branding>,
     guard: Arc<FailureGuard>,
     metrics: Arc<Metrics>,
 }
@@ -165,13 +166,39 @@ impl Invitegate {
         adapters: Adapters,
         clock: Arc<dyn Clock>,
         settings: ServiceSettings,
-        public_url: String,
+        branding: Branding,
         limits: AttemptLimits,
     ) -> Self {
         let Adapters { store, pool, mailer, attempts, codes, hashing_load } = adapters;
         let guard = Arc::new(FailureGuard::new(limits, attempts));
         let metrics = Arc::new(Metrics::new(hashing_load));
-        Self { store, pool, mailer, codes, clock, settings, public_url: public_url.into(), guard, metrics }
+        Self { store, pool, mailer, codes, clock, settings, branding: Arc::new(branding), guard, metrics }
+    }
+
+    /// The rules in force, for pages that show them before a form is sent.
+    pub fn settings(&self) -> &ServiceSettings {
+        &self.settings
+    }
+
+    /// The app's name and the addresses its emails link to.
+    pub fn branding(&self) -> &Branding {
+        &self.branding
+    }
+
+    /// The anti-forgery token for the forms shown to the browser holding `browser_secret`.
+    pub fn form_token(&self, browser_secret: &str) -> String {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(self.codes.form_token(browser_secret).as_bytes())
+    }
+
+    /// Whether a submitted form carries that browser's token (compared in constant time).
+    pub fn form_token_matches(&self, browser_secret: &str, presented: &str) -> bool {
+        use base64::Engine as _;
+        base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(presented)
+            .ok()
+            .and_then(|bytes| domain::CodeHash::from_bytes(&bytes))
+            .is_some_and(|token| token.matches(&self.codes.form_token(browser_secret)))
     }
 
     /// The counters `/metrics` shows; requests are recorded by the HTTP layer.
@@ -610,10 +637,10 @@ impl Invitegate {
         if !delivery.email {
             tracing::info!(invitation = %invitation.id, "invitation created for the operator to deliver");
             self.metrics.invitation(InvitationOutcome::Created);
-            let link = SecretString::new(messages::sign_up_link(&self.public_url, &email, &code));
+            let link = SecretString::new(messages::sign_up_link(&self.branding, &email, &code));
             return Ok((self.summary(&invitation), Some(link)));
         }
-        let message = messages::invitation(&self.public_url, &email, &code, invitation.expires_at);
+        let message = messages::invitation(&self.branding, &email, &code, invitation.expires_at);
         if let Err(e) = self.mailer.send(&message).await {
             if let Err(revoke_error) = self.store.revoke(&invitation.id, now).await {
                 tracing::error!(error = ?revoke_error, "could not revoke an invitation whose email failed");
@@ -660,7 +687,7 @@ impl Invitegate {
         let new_hash = self.codes.hash_access_code(&code);
         let new_expiry = whole_seconds(now + self.settings.invitation_ttl);
         let rotated = self.store.rotate_code(&invitation.id, new_hash, new_expiry, now).await?;
-        let message = messages::invitation(&self.public_url, &rotated.email, &code, rotated.expires_at);
+        let message = messages::invitation(&self.branding, &rotated.email, &code, rotated.expires_at);
         if let Err(e) = self.mailer.send(&message).await {
             let restored =
                 self.store.rotate_code(&invitation.id, invitation.code_hash, invitation.expires_at, now).await;

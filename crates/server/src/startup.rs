@@ -13,6 +13,7 @@ use axum::response::Response;
 use axum::routing::{delete, get, post};
 use backend_embedded::{EmbeddedConfig, HashingCapacity, HashingCost};
 use domain::admin::AdminCredential;
+use domain::messages::Branding;
 use domain::{Adapters, SignUpPolicy};
 use tokio::net::TcpListener;
 use tower_http::cors::CorsLayer;
@@ -55,6 +56,10 @@ pub struct AppConfig {
     pub backend: Backend,
     pub listen: SocketAddr,
     pub public_url: Option<String>,
+    /// In page titles and emails (`--app-name`).
+    pub app_name: String,
+    /// The sign-up page invitation emails link to, if the app hosts its own (`--signup-url`).
+    pub signup_url: Option<String>,
     pub service: ServiceSettings,
     pub attempt_limits: AttemptLimits,
     pub cors_origins: Vec<String>,
@@ -120,14 +125,27 @@ pub struct AppState {
     pub service: Arc<Invitegate>,
     /// What `/admin` requests must present; `None`: every `/admin` route answers 401.
     pub admin: Option<Arc<AdminCredential>>,
+    /// How the pages name and mark their cookies (from the public URL).
+    pub cookies: crate::pages::CookiePolicy,
 }
 
-/// Opens the configured backend.
-pub async fn open_backend(backend: &Backend, public_url: &str, policy: SignUpPolicy) -> anyhow::Result<Adapters> {
+/// The app's name and the addresses its emails and pages link to.
+pub fn branding(config: &AppConfig, public_url: &str) -> Branding {
+    Branding::new(&config.app_name, public_url, config.signup_url.as_deref())
+}
+
+/// Opens the configured backend; `public_url` is also the embedded pool's token issuer.
+pub async fn open_backend(
+    backend: &Backend,
+    public_url: &str,
+    branding: &Branding,
+    policy: SignUpPolicy,
+) -> anyhow::Result<Adapters> {
     match backend {
         Backend::Embedded(embedded) => backend_embedded::open(&EmbeddedConfig {
             data_dir: embedded.data_dir.clone(),
             issuer: public_url.to_owned(),
+            branding: branding.clone(),
             policy,
             hashing_cost: embedded.hashing_cost,
             hashing_capacity: embedded.hashing_capacity,
@@ -144,8 +162,9 @@ pub async fn build_service(
     public_url: String,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<Invitegate> {
-    let adapters = open_backend(&config.backend, &public_url, config.service.policy).await?;
-    Ok(Invitegate::new(adapters, clock, config.service.clone(), public_url, config.attempt_limits))
+    let branding = branding(config, &public_url);
+    let adapters = open_backend(&config.backend, &public_url, &branding, config.service.policy).await?;
+    Ok(Invitegate::new(adapters, clock, config.service.clone(), branding, config.attempt_limits))
 }
 
 pub fn default_public_url(listen: SocketAddr) -> String {
@@ -191,7 +210,7 @@ pub fn router(state: AppState, config: &AppConfig) -> anyhow::Result<Router> {
     if config.metrics_listen.is_none() {
         api = api.route("/metrics", get(meta::metrics));
     }
-    let api = api.fallback(meta::not_found).with_state(state.clone());
+    let api = api.merge(crate::pages::router()).fallback(meta::not_found).with_state(state.clone());
     let origins = config
         .cors_origins
         .iter()
@@ -260,6 +279,7 @@ pub struct Application {
     address: SocketAddr,
     connection_limits: ConnectionLimits,
     trusted_proxies: TrustedProxies,
+    cookies: crate::pages::CookiePolicy,
 }
 
 impl Application {
@@ -276,11 +296,12 @@ impl Application {
             tracing::warn!(%address, "listening on all interfaces without --public-url: invitation links will name {address}, which invitees cannot open; set INVITEGATE_PUBLIC_URL");
         }
         let public_url = config.public_url.clone().unwrap_or_else(|| default_public_url(address));
-        let adapters = open_backend(&config.backend, &public_url, config.service.policy).await?;
-        let service =
-            Invitegate::new(adapters.clone(), clock, config.service.clone(), public_url, config.attempt_limits);
+        let branding = branding(&config, &public_url);
+        let adapters = open_backend(&config.backend, &public_url, &branding, config.service.policy).await?;
+        let service = Invitegate::new(adapters.clone(), clock, config.service.clone(), branding, config.attempt_limits);
         let admin = config.admin_token.credential(&config.backend)?.map(Arc::new);
-        let router = router(AppState { service: Arc::new(service.clone()), admin }, &config)?;
+        let cookies = crate::pages::CookiePolicy::for_public_url(&public_url);
+        let router = router(AppState { service: Arc::new(service.clone()), admin, cookies: cookies.clone() }, &config)?;
         Ok(Self {
             listener,
             metrics_listener,
@@ -290,6 +311,7 @@ impl Application {
             address,
             connection_limits: config.connection_limits,
             trusted_proxies: config.trusted_proxies,
+            cookies,
         })
     }
 
@@ -316,7 +338,11 @@ impl Application {
     pub async fn run_until(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         if let Some(listener) = self.metrics_listener {
             // Lives as long as the process: a scraper may read the last figures while the API drains.
-            let metrics = metrics_router(AppState { service: Arc::new(self.service.clone()), admin: None });
+            let metrics = metrics_router(AppState {
+                service: Arc::new(self.service.clone()),
+                admin: None,
+                cookies: self.cookies.clone(),
+            });
             tokio::spawn(async move {
                 if let Err(e) = axum::serve(listener, metrics).await {
                     tracing::error!(error = %e, "the metrics listener stopped");

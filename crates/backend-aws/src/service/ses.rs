@@ -29,7 +29,12 @@ impl Mailer for SesMailer {
             .simple(
                 Message::builder()
                     .subject(content(&message.subject)?)
-                    .body(Body::builder().text(content(&message.text_body)?).build())
+                    .body(
+                        Body::builder()
+                            .text(content(&message.text_body)?)
+                            .set_html(message.html_body.as_deref().map(content).transpose()?)
+                            .build(),
+                    )
                     .build(),
             )
             .build();

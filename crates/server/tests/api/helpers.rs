@@ -65,6 +65,8 @@ pub fn test_config(data_dir: &Path) -> AppConfig {
         }),
         listen: "127.0.0.1:0".parse().unwrap(),
         public_url: None,
+        app_name: "Acme Beta".into(),
+        signup_url: None,
         service: ServiceSettings {
             policy: SignUpPolicy::InviteOnly,
             default_invite_quota: 5,

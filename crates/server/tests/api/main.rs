@@ -8,6 +8,7 @@
 //! two PreSignUp functions are made once per run and shared: see aws/fixture.rs).
 
 mod aws;
+mod browser;
 mod conformance;
 mod embedded;
 mod helpers;

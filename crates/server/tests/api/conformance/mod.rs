@@ -11,6 +11,7 @@ mod flow;
 mod invitations;
 mod model;
 mod operations;
+mod pages;
 mod proxies;
 mod secrets;
 mod session;
