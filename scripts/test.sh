@@ -1,16 +1,22 @@
 #!/bin/sh
 # Runs every test:
-#  1. unit tests and the API suite on the embedded backend (with the root-only
-#     fault tests), then schemathesis against the OpenAPI document;
+#  0. installs headless Chromium, its driver and axe-core when missing
+#     (scripts/browser-deps.sh): the pages are tested in a real browser;
+#  1. unit tests and the API suite (with the pages in the browser) on the
+#     embedded backend, the root-only fault tests, then schemathesis against
+#     the OpenAPI document;
 #  2. the CloudFormation template through cfn-lint (pinned, in .venv-cfn);
 #  3. the Lambda built for Amazon Linux 2023, and its glibc needs checked;
 #  4. on the AWS backend against the ministack emulator — which this script
 #     installs (pinned, in .venv-aws), starts on 127.0.0.1 and stops by its
-#     process group, also when a test fails — the same API conformance suite,
+#     process group, also when a test fails — the same API conformance suite
+#     (the pages in the browser included),
 #     the AWS-only tests with that Lambda as the pool's trigger, and the
 #     template deployed as a stack with a sign-up through it.
 set -eu
 cd "$(dirname "$0")/.."
+
+./scripts/browser-deps.sh
 
 # The fast loop's command: the AWS-only tests show as ignored here.
 cargo test --workspace --locked
