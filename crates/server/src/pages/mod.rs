@@ -152,7 +152,7 @@ enum SessionState {
     },
 }
 
-async fn session(state: &AppState, headers: &HeaderMap) -> Result<SessionState, PageError> {
+async fn session(state: &AppState, headers: &HeaderMap) -> Result<SessionState, Error> {
     let Some(refresh_token) = state.cookies.session(headers) else {
         return Ok(SessionState::SignedOut { stale_cookie: false });
     };
@@ -160,12 +160,12 @@ async fn session(state: &AppState, headers: &HeaderMap) -> Result<SessionState, 
     let tokens = match state.service.refresh(&refresh_token).await {
         Ok(tokens) => tokens,
         Err(e) if ended(&e) => return Ok(SessionState::SignedOut { stale_cookie: true }),
-        Err(e) => return Err(PageError::Service(e)),
+        Err(e) => return Err(e),
     };
     match state.service.authenticate(&tokens.access_token).await {
         Ok(user) => Ok(SessionState::SignedIn(Session { user, access_token: tokens.access_token })),
         Err(e) if ended(&e) => Ok(SessionState::SignedOut { stale_cookie: true }),
-        Err(e) => Err(PageError::Service(e)),
+        Err(e) => Err(e),
     }
 }
 
@@ -177,7 +177,7 @@ async fn require_session(state: &AppState, headers: &HeaderMap) -> Result<Sessio
             let forget = stale_cookie.then(|| state.cookies.end_session());
             Err(see_other("/signin", forget))
         }
-        Err(e) => Err(e.into_response()),
+        Err(e) => Err(failed(state, e)),
     }
 }
 
@@ -195,7 +195,8 @@ impl<T: DeserializeOwned + HasFormToken + Send> FromRequest<AppState> for PageFo
 
     async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let headers = req.headers().clone();
-        let axum::Form(form) = axum::Form::<T>::from_request(req, state).await.map_err(|_| PageError::BadForm)?;
+        let axum::Form(form) =
+            axum::Form::<T>::from_request(req, state).await.map_err(|_| PageError::new(state, Failure::BadForm))?;
         let from_our_page = state.cookies.same_site_request(&headers)
             && state
                 .cookies
@@ -203,7 +204,7 @@ impl<T: DeserializeOwned + HasFormToken + Send> FromRequest<AppState> for PageFo
                 .is_some_and(|secret| state.service.form_token_matches(&secret, form.form_token()));
         if !from_our_page {
             tracing::warn!("a form post without this browser's form token was refused");
-            return Err(PageError::Forgery);
+            return Err(PageError::new(state, Failure::Forgery));
         }
         Ok(Self(form))
     }
@@ -234,8 +235,24 @@ form!(ChangePasswordFields { previous_password, password });
 form!(PasswordFields { password });
 form!(NoFields {});
 
-/// Why a page could not do what was asked, when no form is shown again.
-enum PageError {
+/// A page saying why it could not do what was asked, when no form is shown again.
+struct PageError {
+    failure: Failure,
+    app_name: String,
+}
+
+impl PageError {
+    fn new(state: &AppState, failure: Failure) -> Self {
+        Self { failure, app_name: state.service.branding().app_name.clone() }
+    }
+}
+
+/// The error page for a service error.
+fn failed(state: &AppState, e: Error) -> Response {
+    PageError::new(state, Failure::Service(e)).into_response()
+}
+
+enum Failure {
     /// A form from elsewhere, or without its token.
     Forgery,
     /// A body that is not a form.
@@ -243,24 +260,18 @@ enum PageError {
     Service(Error),
 }
 
-impl From<Error> for PageError {
-    fn from(e: Error) -> Self {
-        Self::Service(e)
-    }
-}
-
 impl IntoResponse for PageError {
     fn into_response(self) -> Response {
-        let (status, title, text) = match self {
-            Self::Forgery => (
+        let (status, title, text) = match self.failure {
+            Failure::Forgery => (
                 StatusCode::FORBIDDEN,
                 "This form can't be sent".to_owned(),
                 "It came from another site, or from a page that is too old. Go back, reload the page and try again. (Cookies must be on.)".to_owned(),
             ),
-            Self::BadForm => {
+            Failure::BadForm => {
                 (StatusCode::BAD_REQUEST, "This form can't be sent".to_owned(), "Its contents were not understood.".to_owned())
             }
-            Self::Service(e) => {
+            Failure::Service(e) => {
                 // The API's handling: unexpected causes are logged, never shown.
                 let status = ApiError(e).into_response().status();
                 let text = if status.is_server_error() {
@@ -272,7 +283,7 @@ impl IntoResponse for PageError {
             }
         };
         let body = views::page(
-            &Frame { app_name: "", form_token: "", user: None },
+            &Frame { app_name: &self.app_name, form_token: "", user: None },
             &title,
             None,
             views::message(&text, ("/", "Back to the start")),
@@ -327,6 +338,7 @@ fn notice(key: Option<&str>) -> Option<&'static str> {
         "confirmed" => "Your address is confirmed. Sign in to continue.",
         "deleted" => "Your account is deleted.",
         "code-sent" => "If an account uses that address, a code is on its way. It works for an hour.",
+        "confirmation-sent" => "Your account is made. We emailed you a code to confirm your address.",
         "requested" => "Thanks. If there is a place for you, an invitation will come by email.",
         "invited" => "Invitation sent.",
         "resent" => "A new code was sent; the old one no longer works.",
@@ -347,13 +359,14 @@ fn query_with_email(path: &str, email: &str, notice: &str) -> String {
 
 // ----- Pages -----
 
-async fn home(State(state): State<AppState>, headers: HeaderMap) -> Result<Response, PageError> {
-    Ok(match session(&state, &headers).await? {
-        SessionState::SignedIn(_) => see_other("/account", None),
-        SessionState::SignedOut { stale_cookie } => {
+async fn home(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match session(&state, &headers).await {
+        Ok(SessionState::SignedIn(_)) => see_other("/account", None),
+        Ok(SessionState::SignedOut { stale_cookie }) => {
             see_other("/signin", stale_cookie.then(|| state.cookies.end_session()))
         }
-    })
+        Err(e) => failed(&state, e),
+    }
 }
 
 fn sign_up_view<'a>(
@@ -392,7 +405,7 @@ async fn sign_up(
             see_other("/account?notice=signed-up", [state.cookies.start_session(&refresh_token)])
         }
         // Open mode: the address is confirmed by an emailed code first.
-        Ok(None) => see_other(&query_with_email("/confirm", form.email.trim(), "code-sent"), None),
+        Ok(None) => see_other(&query_with_email("/confirm", form.email.trim(), "confirmation-sent"), None),
         Err((status, problem)) => {
             let visit = Visit::new(&state, &headers);
             let rules = state.service.settings().password_policy.rules();
@@ -473,7 +486,7 @@ async fn sign_out(State(state): State<AppState>, headers: HeaderMap, PageForm(_)
         && let Err(e) = state.service.sign_out(&refresh).await
         && !matches!(e, Error::NotAuthorized | Error::InvalidToken)
     {
-        return PageError::Service(e).into_response();
+        return failed(&state, e);
     }
     see_other("/signin?notice=signed-out", [state.cookies.end_session()])
 }
@@ -526,7 +539,7 @@ async fn render_account(
         state.service.list_invitations(&actor, None)
     ) {
         Ok(both) => both,
-        Err(e) => return PageError::Service(e).into_response(),
+        Err(e) => return failed(state, e),
     };
     let invited_by = match &profile.invited_by {
         None => InvitedBy::Nobody,
@@ -534,7 +547,7 @@ async fn render_account(
         Some(Inviter::User(sub)) => match state.service.find_user(&UserRef::Sub(sub.clone())).await {
             Ok(inviter) => InvitedBy::User(inviter.email.as_str().to_owned()),
             Err(Error::NotFound) => InvitedBy::FormerUser,
-            Err(e) => return PageError::Service(e).into_response(),
+            Err(e) => return failed(state, e),
         },
     };
     let visit = Visit::new(state, headers);
@@ -668,7 +681,7 @@ async fn sign_out_everywhere(
     };
     match state.service.global_sign_out(session.user).await {
         Ok(()) => see_other("/signin?notice=signed-out-everywhere", [state.cookies.end_session()]),
-        Err(e) => PageError::Service(e).into_response(),
+        Err(e) => failed(&state, e),
     }
 }
 
@@ -787,8 +800,8 @@ async fn reset_password(
     }
 }
 
-fn not_found() -> Response {
-    PageError::Service(Error::NotFound).into_response()
+fn not_found(state: &AppState) -> Response {
+    failed(state, Error::NotFound)
 }
 
 async fn request_access_page(
@@ -797,7 +810,7 @@ async fn request_access_page(
     Query(prefill): Query<Prefill>,
 ) -> Response {
     if state.service.settings().policy != SignUpPolicy::InviteOnly {
-        return not_found();
+        return not_found(&state);
     }
     let visit = Visit::new(&state, &headers);
     visit.show(&state, StatusCode::OK, "Ask for an invitation", notice(prefill.notice.as_deref()), |frame| {
@@ -818,7 +831,7 @@ async fn request_access(
     };
     match attempt.await {
         Ok(()) => see_other("/request-access?notice=requested", None),
-        Err((StatusCode::NOT_FOUND, _)) => not_found(),
+        Err((StatusCode::NOT_FOUND, _)) => not_found(&state),
         Err((status, problem)) => {
             let visit = Visit::new(&state, &headers);
             visit.show(&state, status, "Ask for an invitation", None, |frame| {

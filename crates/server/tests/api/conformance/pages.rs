@@ -202,6 +202,7 @@ async fn a_form_posted_from_another_site_or_without_its_token_is_refused() {
     browser.open(&format!("http://localhost:{evil_port}/")).await;
     browser.click("#go", "h1").await;
     assert!(browser.text("h1").await.contains("can't be sent"), "{}", browser.text("main").await);
+    browser.assert_accessible("refused form").await;
     assert_eq!(app.mail_count(target).await, 0, "nothing was sent");
 
     // The same post straight from a script, with every cookie but no token, or a wrong one.
@@ -294,4 +295,120 @@ async fn the_other_pages_are_accessible_in_light_and_dark() {
         }
         browser.close().await;
     }
+}
+
+#[tokio::test]
+async fn the_account_page_resends_revokes_changes_the_password_ends_every_session_and_deletes() {
+    let app = spawn_app().await;
+    let backend = app.backend;
+    let heidi = "heidi.pages@example.com";
+    app.invited_user(heidi).await;
+
+    let browser = Browser::start().await;
+    let elsewhere = Browser::start().await;
+    for b in [&browser, &elsewhere] {
+        b.open(&format!("{}/signin", app.base)).await;
+        b.fill("#email", heidi).await;
+        b.fill("#password", PASSWORD).await;
+        b.click("button[type=submit]", "#you").await;
+    }
+
+    // Two invitations: one re-sent (its first code stops working), one revoked.
+    for friend in ["ivan.pages@example.com", "judy.pages@example.com"] {
+        browser.fill("#invitee", friend).await;
+        browser.click("form[action='/account/invite'] button", ".notice").await;
+    }
+    let first_code = app.access_code("ivan.pages@example.com").await;
+    browser.click("button[aria-label='Resend the invitation to ivan.pages@example.com']", ".notice").await;
+    assert!(browser.text(".notice").await.contains("new code"));
+    assert_eq!(app.mail_count("ivan.pages@example.com").await, 2);
+    let stale = app.sign_up("ivan.pages@example.com", PASSWORD, &first_code).await;
+    expect_error(stale, StatusCode::FORBIDDEN, "invalid_access_code").await;
+    browser.click("button[aria-label='Revoke the invitation to judy.pages@example.com']", ".notice").await;
+    assert!(browser.text("table").await.contains("Revoked"));
+    assert!(!browser.has("button[aria-label='Revoke the invitation to judy.pages@example.com']").await);
+    // A bad address: the API's message, at the form.
+    browser.fill("#invitee", "not an address").await;
+    browser.click("form[action='/account/invite'] button", "#invitee-error").await;
+    assert!(browser.text("#invitee-error").await.contains("Invalid email"));
+
+    // A wrong current password is said at that field; then a right one.
+    browser.fill("#current-password", "Wr0ng-password!").await;
+    browser.fill("#new-password", NEW_PASSWORD).await;
+    browser.click("form[action='/account/password'] button", "#current-password-error").await;
+    browser.fill("#current-password", PASSWORD).await;
+    browser.fill("#new-password", NEW_PASSWORD).await;
+    browser.click("form[action='/account/password'] button", ".notice").await;
+    assert!(browser.text(".notice").await.contains("password is changed"));
+
+    // Sign out everywhere ends the other browser's session too.
+    browser.click("form[action='/account/sign-out-everywhere'] button", ".notice").await;
+    assert_eq!(browser.path().await, "/signin");
+    elsewhere.open(&format!("{}/account", app.base)).await;
+    elsewhere.wait_for("#password").await;
+    assert_eq!(elsewhere.path().await, "/signin", "the other session ended");
+    elsewhere.close().await;
+
+    // Delete asks for the password, then the account is gone.
+    browser.fill("#email", heidi).await;
+    browser.fill("#password", NEW_PASSWORD).await;
+    browser.click("button[type=submit]", "#you").await;
+    browser.fill("#delete-password", "Wr0ng-password!").await;
+    browser.click("form[action='/account/delete'] button", "#delete-password-error").await;
+    browser.check_page(backend, "account-delete-error").await;
+    browser.fill("#delete-password", NEW_PASSWORD).await;
+    browser.click("form[action='/account/delete'] button", ".notice").await;
+    assert_eq!(browser.path().await, "/signin");
+    let gone = app.post("/sign_in", serde_json::json!({ "email": heidi, "password": NEW_PASSWORD })).await;
+    assert_eq!(gone.status(), StatusCode::UNAUTHORIZED);
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn in_open_mode_a_sign_up_without_a_code_is_confirmed_on_the_confirm_page() {
+    let app = spawn_app_with(|c| c.service.policy = domain::SignUpPolicy::Open).await;
+    let kim = "kim.pages@example.com";
+    let browser = Browser::start().await;
+    browser.open(&format!("{}/signup", app.base)).await;
+    assert!(browser.attribute("#email", "readonly").await.is_none(), "nothing to fix the email to");
+    assert!(browser.attribute("#code", "required").await.is_none(), "no code needed");
+    browser.fill("#email", kim).await;
+    browser.fill("#password", PASSWORD).await;
+    browser.click("button[type=submit]", "#code").await;
+    assert_eq!(browser.path().await, "/confirm");
+    assert_eq!(browser.value("#email").await, kim);
+    // The invite-only page is not there in open mode.
+    let missing = reqwest::get(format!("{}/request-access", app.base)).await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+
+    browser.fill("#code", "000000").await;
+    browser.click("button[type=submit]", "#code-error").await;
+    browser.fill("#code", &app.confirmation_code(kim).await).await;
+    browser.click("button[type=submit]", ".notice").await;
+    assert_eq!(browser.path().await, "/signin");
+    assert_eq!(browser.value("#email").await, kim);
+    browser.fill("#password", PASSWORD).await;
+    browser.click("button[type=submit]", "#you").await;
+    assert!(browser.text(".facts").await.contains("signed up yourself"));
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn invitation_links_go_to_the_apps_own_sign_up_page_and_the_app_is_named() {
+    let app = spawn_app_with(|c| {
+        c.signup_url = Some("https://app.example/join?from=mail".into());
+        c.app_name = "Acme & Co".into();
+    })
+    .await;
+    let liam = "liam.pages@example.com";
+    app.operator_invite(liam).await;
+    let link = invitation_link(&app, liam).await;
+    assert!(link.starts_with("https://app.example/join?from=mail&email=liam.pages%40example.com&code="), "{link}");
+    let mail = app.latest_mail(liam).await;
+    assert!(mail.contains("Acme & Co"), "{mail}");
+    let page = reqwest::get(format!("{}/signin", app.base)).await.unwrap().text().await.unwrap();
+    assert!(page.contains("<title>Sign in · Acme &amp; Co</title>"), "{page}");
+    // The code still works with the API from the app's own page.
+    let code = app.access_code(liam).await;
+    assert_eq!(app.sign_up(liam, PASSWORD, &code).await.status(), StatusCode::OK);
 }
