@@ -5,6 +5,7 @@ pub mod access_request;
 pub mod admin;
 pub mod email;
 pub mod error;
+pub mod firebase;
 pub mod invitation;
 pub mod limiter;
 pub mod messages;
