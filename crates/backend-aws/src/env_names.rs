@@ -26,3 +26,8 @@ pub const SIGNED_OUT_ATTRIBUTE: &str = "custom:signed_out_at";
 /// anyone knowing the address would learn the account's state; with this
 /// attribute a wrong password still gets the usual answer. Service-written only.
 pub const DISABLED_ATTRIBUTE: &str = "custom:disabled";
+/// The Firebase `localId` of a user brought over from Firebase. Service-written only.
+pub const FIREBASE_UID_ATTRIBUTE: &str = "custom:firebase_uid";
+/// When an imported user's account was made in Firebase (Unix seconds):
+/// Cognito's own creation date is the import's. Service-written only.
+pub const CREATED_AT_ATTRIBUTE: &str = "custom:created_at";

@@ -89,6 +89,27 @@ CREATE INDEX access_requests_by_created ON access_requests (created_at);
 CREATE INDEX users_by_created ON users (created_at);
 CREATE INDEX invitations_by_created ON invitations (created_at);
 "#,
+    r#"
+-- Users brought over from Firebase: the account keeps its Firebase uid, and
+-- its Firebase password waits in legacy_passwords until the first sign-in.
+ALTER TABLE users ADD COLUMN firebase_uid TEXT;
+CREATE UNIQUE INDEX users_by_firebase_uid ON users (firebase_uid) WHERE firebase_uid IS NOT NULL;
+CREATE TABLE firebase_hash_params (
+    id             INTEGER PRIMARY KEY,
+    signer_key     BLOB NOT NULL,
+    salt_separator BLOB NOT NULL,
+    rounds         INTEGER NOT NULL,
+    mem_cost       INTEGER NOT NULL,
+    UNIQUE (signer_key, salt_separator, rounds, mem_cost)
+);
+CREATE TABLE legacy_passwords (
+    email     TEXT PRIMARY KEY COLLATE NOCASE,
+    state     TEXT NOT NULL CHECK (state IN ('pending', 'active', 'retired')),
+    params_id INTEGER REFERENCES firebase_hash_params (id),
+    hash      BLOB,
+    salt      BLOB
+);
+"#,
 ];
 
 /// Read connections kept open: one per async worker thread, and some to spare.

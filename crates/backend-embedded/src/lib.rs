@@ -5,6 +5,7 @@ mod backup;
 pub mod bench;
 mod db;
 mod hashing;
+mod legacy;
 mod mailer;
 mod pool;
 mod secrets;
@@ -98,7 +99,8 @@ pub fn open(config: &EmbeddedConfig) -> anyhow::Result<Adapters> {
         config.policy,
     );
     Ok(Adapters {
-        store: Arc::new(SqliteInvitationStore::new(db)),
+        store: Arc::new(SqliteInvitationStore::new(db.clone())),
+        legacy: Arc::new(legacy::SqliteLegacyPasswords::new(db)),
         pool: Arc::new(pool),
         mailer,
         // One process serves one data dir: its counts can live in memory.

@@ -6,6 +6,7 @@ use async_trait::async_trait;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use domain::access_code::generate_confirmation_code;
+use domain::firebase::{AccountImport, ImportedUser};
 use domain::messages::Branding;
 use domain::presignup::{PreSignUpDecision, PreSignUpFacts, Trigger, decide};
 use domain::{
@@ -13,7 +14,7 @@ use domain::{
     SignUpPolicy, SignUpRequest, Tokens, UserPool, UserRecord, UserStatus, UserSub, messages,
 };
 use rand::Rng;
-use rusqlite::{Row, Transaction, params};
+use rusqlite::{OptionalExtension as _, Row, Transaction, params};
 use sha2::{Digest, Sha256};
 use time::{Duration, OffsetDateTime};
 
@@ -471,7 +472,7 @@ impl UserPool for LocalUserPool {
     }
 
     async fn check_password(&self, user: &UserRecord, password: &SecretString) -> Result<(), Error> {
-        let stored = self.password_hash_of(&user.sub).await?;
+        let stored = usable(self.password_hash_of(&user.sub).await?);
         let known = stored.is_some();
         if self.hashing.verify(password.expose(), stored).await? && known { Ok(()) } else { Err(Error::NotAuthorized) }
     }
@@ -552,7 +553,7 @@ impl UserPool for LocalUserPool {
             })
             .await?;
         let (user, hash) = match user {
-            Some((user, hash)) => (Some(user), Some(hash)),
+            Some((user, hash)) => (Some(user), usable(Some(hash))),
             None => (None, None),
         };
         // Unknown users verify against a dummy hash: same work, same answer.
@@ -667,4 +668,68 @@ impl UserPool for LocalUserPool {
     async fn jwks_json(&self) -> Result<Option<String>, Error> {
         Ok(Some(self.tokens.jwks_json().to_owned()))
     }
+
+    async fn import_users(&self, users: &[ImportedUser]) -> Result<Vec<AccountImport>, Error> {
+        let users = users.to_vec();
+        // One transaction for the batch: an import cut short leaves whole batches.
+        self.db
+            .write(move |tx| {
+                let mut insert = tx
+                    .prepare_cached(
+                        "INSERT INTO users (sub, email, password_hash, status, email_verified, created_at, \
+                         disabled, firebase_uid) VALUES (?1, ?2, ?3, 'CONFIRMED', ?4, ?5, ?6, ?7) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .map_err(db_err)?;
+                let mut owner = tx.prepare_cached("SELECT firebase_uid FROM users WHERE email = ?1").map_err(db_err)?;
+                let mut outcomes = Vec::with_capacity(users.len());
+                for user in &users {
+                    let sub = uuid::Uuid::new_v4().to_string();
+                    let inserted = insert
+                        .execute(params![
+                            sub,
+                            user.email.as_str(),
+                            NO_PASSWORD,
+                            user.email_verified,
+                            ts(user.created_at),
+                            user.disabled,
+                            user.firebase_uid,
+                        ])
+                        .map_err(db_err)?;
+                    let outcome = if inserted == 1 {
+                        AccountImport::Created
+                    } else {
+                        let uid: Option<Option<String>> =
+                            owner.query_row([user.email.as_str()], |row| row.get(0)).optional().map_err(db_err)?;
+                        match uid {
+                            Some(Some(uid)) if uid == user.firebase_uid => AccountImport::AlreadyImported,
+                            _ => AccountImport::Taken,
+                        }
+                    };
+                    outcomes.push(outcome);
+                }
+                Ok(outcomes)
+            })
+            .await
+    }
+
+    async fn set_password(&self, user: &UserRecord, password: &Password, _now: OffsetDateTime) -> Result<(), Error> {
+        let password_hash = self.hashing.hash(password.expose()).await?;
+        let sub = user.sub.clone();
+        self.db
+            .write(move |tx| {
+                tx.execute("UPDATE users SET password_hash = ?2 WHERE sub = ?1", params![sub.as_str(), password_hash])
+                    .map_err(db_err)?;
+                Ok(())
+            })
+            .await
+    }
+}
+
+/// What an imported account holds instead of a password hash until its
+/// first sign-in: matches no password (`verify` is given the dummy instead).
+const NO_PASSWORD: &str = "!";
+
+fn usable(stored: Option<String>) -> Option<String> {
+    stored.filter(|hash| hash != NO_PASSWORD)
 }

@@ -43,6 +43,9 @@ pub enum Error {
     /// Only told to someone who gave the account's right password.
     #[error("This account is disabled")]
     UserDisabled,
+    /// Only told to someone who gave the account's right (imported) password.
+    #[error("Your password must be changed: a code to choose a new one was sent to your email")]
+    PasswordResetRequired,
     #[error("Invalid or expired confirmation code")]
     InvalidConfirmationCode,
     #[error("No invitations left to send")]

@@ -12,6 +12,9 @@ use aes::cipher::{KeyIvInit, StreamCipher};
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use subtle::ConstantTimeEq;
+use time::OffsetDateTime;
+
+use crate::Email;
 
 type Aes256Ctr = ctr::Ctr128BE<aes::Aes256>;
 
@@ -151,6 +154,69 @@ impl fmt::Debug for FirebasePassword {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("FirebasePassword(<redacted>)")
     }
+}
+
+/// A user from a Firebase export, checked: what the pool and the legacy
+/// store keep of them.
+#[derive(Debug, Clone)]
+pub struct ImportedUser {
+    /// Firebase's `localId`, kept with the account.
+    pub firebase_uid: String,
+    pub email: Email,
+    pub email_verified: bool,
+    pub created_at: OffsetDateTime,
+    pub disabled: bool,
+    /// `None`: no password in Firebase (federated only); set one by recovery.
+    pub password: Option<FirebasePassword>,
+}
+
+/// What became of one imported user's account in the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AccountImport {
+    Created,
+    /// Made by an earlier run of the same import (same Firebase uid).
+    AlreadyImported,
+    /// The address belongs to an account that did not come from this user.
+    Taken,
+}
+
+/// Where an imported user's Firebase password stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LegacyState {
+    /// Recorded; the account may not exist yet (an import was cut short).
+    Pending,
+    /// The account exists and the Firebase password is what signs in to it.
+    Active,
+    /// Used once and replaced, or replaced by a new password (reset,
+    /// change): nothing of it is kept but this mark, so a repeated import
+    /// never brings the old password back.
+    Retired,
+}
+
+impl LegacyState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "pending",
+            Self::Active => "active",
+            Self::Retired => "retired",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => Self::Pending,
+            "active" => Self::Active,
+            "retired" => Self::Retired,
+            _ => return None,
+        })
+    }
+}
+
+/// The password to check at an imported user's first sign-in.
+#[derive(Debug, Clone)]
+pub struct LegacyPassword {
+    pub params: FirebaseHashParams,
+    pub password: FirebasePassword,
 }
 
 #[cfg(test)]

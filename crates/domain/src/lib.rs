@@ -22,8 +22,8 @@ pub use invitation::{Invitation, InvitationId, InvitationStatus, Inviter, NewInv
 pub use nonce::ReservationNonce;
 pub use password::{Password, PasswordPolicy, PasswordPolicyViolation};
 pub use ports::{
-    Adapters, AttemptCounter, AttemptKey, HashingLoad, InvitationStore, Mailer, OutgoingEmail, Page, QuotaCharge,
-    ReserveOutcome, Standing, UserPool,
+    Adapters, AttemptCounter, AttemptKey, HashingLoad, InvitationStore, LegacyPasswords, Mailer, OutgoingEmail, Page,
+    QuotaCharge, ReserveOutcome, Standing, UserPool,
 };
 pub use presignup::{PreSignUpDecision, PreSignUpFacts, SignUpPolicy, Trigger};
 pub use user::{

@@ -4,6 +4,7 @@ use async_trait::async_trait;
 use time::OffsetDateTime;
 
 use crate::access_request::AccessRequest;
+use crate::firebase::{AccountImport, FirebaseHashParams, ImportedUser, LegacyPassword, LegacyState};
 use crate::{
     AccessClaims, CodeHash, Email, Error, Invitation, InvitationId, Inviter, NewInvitation, Password, Reservation,
     ReservationNonce, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserSub,
@@ -173,6 +174,33 @@ pub trait UserPool: Send + Sync {
     async fn users_page(&self, limit: usize, cursor: Option<&str>) -> Result<Page<UserRecord>, Error>;
     /// The public keys that verify this pool's tokens, as a JWKS document.
     async fn jwks_json(&self) -> Result<Option<String>, Error>;
+    /// Creates confirmed accounts for imported users, with no password that
+    /// works (the service sets theirs at their first sign-in), their email's
+    /// verification, creation time, disabled flag and Firebase uid. Answers
+    /// one outcome per user, in order; an address already in use is left as it is.
+    async fn import_users(&self, users: &[ImportedUser]) -> Result<Vec<AccountImport>, Error>;
+    /// Sets the account's password without the old one (an imported user
+    /// whose Firebase password was just checked); sessions are kept.
+    async fn set_password(&self, user: &UserRecord, password: &Password, now: OffsetDateTime) -> Result<(), Error>;
+}
+
+/// Firebase passwords of imported users, kept until each one's first
+/// sign-in (see `crate::firebase`). Keys are emails, compared without case.
+#[async_trait]
+pub trait LegacyPasswords: Send + Sync {
+    /// The state of each of these emails that has a record.
+    async fn legacy_states(&self, emails: &[Email]) -> Result<Vec<(Email, LegacyState)>, Error>;
+    /// Records these users as `Pending`, with `params` for their hashes.
+    /// Only called for emails without a record.
+    async fn record_pending(&self, params: &FirebaseHashParams, users: &[ImportedUser]) -> Result<(), Error>;
+    /// `Pending` → `Active`, once their accounts exist.
+    async fn activate(&self, emails: &[Email]) -> Result<(), Error>;
+    /// Drops a `Pending` record whose address turned out to be another account's.
+    async fn forget_pending(&self, email: &Email) -> Result<(), Error>;
+    /// The Firebase password to check for `email`, if its record is `Active` and has one.
+    async fn active_password(&self, email: &Email) -> Result<Option<LegacyPassword>, Error>;
+    /// `Active` → `Retired`, dropping the hash; does nothing for other states.
+    async fn retire(&self, email: &Email) -> Result<(), Error>;
 }
 
 /// One email, as the outbox or SMTP/SES sends it.
@@ -224,6 +252,7 @@ pub trait AttemptCounter: Send + Sync {
 #[derive(Clone)]
 pub struct Adapters {
     pub store: std::sync::Arc<dyn InvitationStore>,
+    pub legacy: std::sync::Arc<dyn LegacyPasswords>,
     pub pool: std::sync::Arc<dyn UserPool>,
     pub mailer: std::sync::Arc<dyn Mailer>,
     pub attempts: std::sync::Arc<dyn AttemptCounter>,

@@ -9,12 +9,15 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::clock::SystemClock;
 use crate::config::{
-    BackendKind, Cli, Command, CommonArgs, InviteCommand, RequestsCommand, ServeArgs, UsersCommand, app_config,
+    BackendKind, Cli, Command, CommonArgs, FirebaseImportArgs, InviteCommand, RequestsCommand, ServeArgs, UserImport,
+    UsersCommand, app_config,
 };
+use crate::migration;
 use crate::service::{AccessRequestRef, Actor, InvitationRef, Invitegate, OperatorInvite, UserRef};
 use crate::startup::{Application, build_service, default_public_url, shutdown_signal};
 use crate::wire::ErrorCode;
 use domain::access_request::AccessRequestStatus;
+use domain::firebase::FirebaseHashParams;
 
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     run_writing_to(&cli, &mut std::io::stdout()).await
@@ -311,6 +314,108 @@ pub async fn run_user_action(common: &CommonArgs, command: &UsersCommand, out: &
             let user = service.reset_password(&target(email)?).await.map_err(operator_error)?;
             writeln!(out, "Sent a password-recovery code to {}.", user.email)?;
         }
+        UsersCommand::Import(UserImport::Firebase(args)) => import_firebase(&service, args, out).await?,
+    }
+    Ok(())
+}
+
+/// Users per batch: one transaction (embedded) or a few hundred requests (AWS).
+const IMPORT_BATCH: usize = 500;
+
+/// Progress on standard error: a bar on a terminal, a line per tenth otherwise.
+pub struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    total: u64,
+    done: u64,
+    next_line: u64,
+}
+
+impl Progress {
+    pub fn new(total: u64, what: &str) -> Self {
+        use std::io::IsTerminal as _;
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(total);
+            let style = indicatif::ProgressStyle::with_template(&format!(
+                "{{spinner}} {what} [{{bar:40}}] {{pos}}/{{len}} ({{per_sec}}, {{eta}} left)"
+            ))
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar());
+            bar.set_style(style.progress_chars("=> "));
+            bar
+        });
+        Self { bar, total, done: 0, next_line: 0 }
+    }
+
+    pub fn advance(&mut self, by: u64) {
+        self.done += by;
+        match &self.bar {
+            Some(bar) => bar.inc(by),
+            None if self.done >= self.next_line || self.done == self.total => {
+                eprintln!("{} of {} records", self.done, self.total);
+                self.next_line = self.done + (self.total / 10).max(1);
+            }
+            None => {}
+        }
+    }
+
+    pub fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
+
+fn rejects_path(file: &std::path::Path, given: Option<&std::path::PathBuf>) -> std::path::PathBuf {
+    given.cloned().unwrap_or_else(|| {
+        let mut name = file.file_name().unwrap_or_default().to_os_string();
+        name.push(".rejected.csv");
+        file.with_file_name(name)
+    })
+}
+
+pub async fn import_firebase(
+    service: &Invitegate,
+    args: &FirebaseImportArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    if !args.hash_algo.eq_ignore_ascii_case("SCRYPT") {
+        anyhow::bail!("--hash-algo {}: only SCRYPT (Firebase's own) is supported", args.hash_algo);
+    }
+    let params = FirebaseHashParams::new(&args.hash_key, &args.salt_separator, args.rounds, args.mem_cost)?;
+    // The whole file is checked before anything is written.
+    #[allow(clippy::disallowed_methods)] // only stands in for a missing creation time
+    let now = time::OffsetDateTime::now_utc();
+    let checked = migration::read_firebase_export(&args.file, now)?;
+    let mut rejected = checked.rejected;
+    let (mut imported, mut skipped) = (0u64, 0u64);
+    let mut progress = Progress::new(checked.records.len() as u64, "users");
+    for (batch, positions) in checked.records.chunks(IMPORT_BATCH).zip(checked.positions.chunks(IMPORT_BATCH)) {
+        let report = service.import_firebase_users(&params, batch, args.dry_run).await.map_err(operator_error)?;
+        imported += report.imported;
+        skipped += report.skipped;
+        for email in report.taken {
+            if let Some(index) = batch.iter().position(|u| u.email == email) {
+                rejected.push(migration::Rejected {
+                    record: positions[index],
+                    id: batch[index].firebase_uid.clone(),
+                    reason: "an account with this email already exists (not from this export)".into(),
+                });
+            }
+        }
+        progress.advance(batch.len() as u64);
+    }
+    rejected.sort_by_key(|r| r.record);
+    progress.finish();
+    let verb = if args.dry_run { "Would import" } else { "Imported" };
+    writeln!(out, "{verb} {imported} users; skipped {skipped} already imported; rejected {}.", rejected.len())?;
+    if !rejected.is_empty() {
+        let path = rejects_path(&args.file, args.rejects.as_ref());
+        migration::write_rejects(&path, &rejected)?;
+        writeln!(out, "The rejected records and why: {}", path.display())?;
+    }
+    if args.dry_run {
+        writeln!(out, "Dry run: nothing was written.")?;
+    } else if imported > 0 {
+        writeln!(out, "They sign in with their Firebase passwords, which are then replaced by this service's own.")?;
     }
     Ok(())
 }

@@ -321,6 +321,45 @@ pub enum UsersCommand {
     SignOut { email: String },
     /// Email the account a password-recovery code.
     ResetPassword { email: String },
+    /// Bring users over from another system, passwords included.
+    #[command(subcommand)]
+    Import(UserImport),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserImport {
+    /// Users from what `firebase auth:export` writes (JSON or CSV), with the
+    /// project's password-hash parameters as `firebase auth:import` takes
+    /// them (console: Authentication → Users → ⋮ → Password hash parameters).
+    /// Each user signs in with their Firebase password, which is then
+    /// replaced by this service's own hash. Safe to run again: what is
+    /// already there is skipped, and an interrupted run resumes.
+    Firebase(FirebaseImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct FirebaseImportArgs {
+    /// The export: `.json` or `.csv`.
+    pub file: PathBuf,
+    /// Only SCRYPT (Firebase's own, the default for its projects) is supported.
+    #[arg(long, default_value = "SCRYPT")]
+    pub hash_algo: String,
+    /// base64_signer_key.
+    #[arg(long, env = "INVITEGATE_FIREBASE_HASH_KEY", hide_env_values = true)]
+    pub hash_key: String,
+    /// base64_salt_separator.
+    #[arg(long, default_value = "")]
+    pub salt_separator: String,
+    #[arg(long)]
+    pub rounds: u32,
+    #[arg(long)]
+    pub mem_cost: u32,
+    /// Check everything and print the summary; write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the rejected records go, with their reasons (default: FILE.rejected.csv).
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
 }
 
 /// An absolute http(s) address: it is put in emails as it is.

@@ -8,6 +8,7 @@ pub mod error;
 pub mod extract;
 pub mod limits;
 pub mod metrics;
+pub mod migration;
 pub mod openapi;
 pub mod pages;
 pub mod routes;

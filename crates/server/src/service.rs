@@ -8,13 +8,14 @@ use std::net::IpAddr;
 use std::sync::Arc;
 
 use domain::access_request::{AccessRequest, AccessRequestStatus};
+use domain::firebase::{AccountImport, FirebaseHashParams, ImportedUser, LegacyState};
 use domain::invitation::whole_seconds;
 use domain::messages::Branding;
 use domain::{
     AccessCode, Adapters, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStatus, InvitationStore,
-    Inviter, Mailer, NewInvitation, Page, Password, PasswordPolicy, QuotaCharge, Reservation, ReservationNonce,
-    ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, Standing, Tokens, UserPool, UserRecord,
-    UserStatus, UserSub, messages,
+    Inviter, LegacyPasswords, Mailer, NewInvitation, Page, Password, PasswordPolicy, QuotaCharge, Reservation,
+    ReservationNonce, ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, Standing, Tokens,
+    UserPool, UserRecord, UserStatus, UserSub, messages,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -127,6 +128,17 @@ pub struct InvitationSummary {
     pub redeemed_by: Option<UserSub>,
 }
 
+/// What one batch of an import did (or, in a dry run, would do).
+#[derive(Debug, Default)]
+pub struct ImportReport {
+    /// Accounts made, or finished after an interrupted run.
+    pub imported: u64,
+    /// Already imported by an earlier run.
+    pub skipped: u64,
+    /// Addresses that belong to an account which did not come from this export.
+    pub taken: Vec<Email>,
+}
+
 /// What `/me` shows.
 pub struct Profile {
     pub user: UserRecord,
@@ -142,6 +154,9 @@ pub struct SignUpForm {
     pub access_code: Option<String>,
 }
 
+/// Firebase hashes checked at once (each takes 16 MiB and tens of ms at the usual cost).
+const LEGACY_CHECKS: usize = 2;
+
 /// How long `/readyz` waits for the backend.
 const READINESS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(3);
 /// What a load balancer is told to wait before asking again.
@@ -150,6 +165,10 @@ const READINESS_RETRY: std::time::Duration = std::time::Duration::from_secs(5);
 #[derive(Clone)]
 pub struct Invitegate {
     store: Arc<dyn InvitationStore>,
+    /// Firebase passwords of imported users, until their first sign-in.
+    legacy: Arc<dyn LegacyPasswords>,
+    /// Bounds the Firebase hashes checked at once (16 MiB each at mem_cost 14).
+    legacy_checks: Arc<tokio::sync::Semaphore>,
     pool: Arc<dyn UserPool>,
     mailer: Arc<dyn Mailer>,
     codes: CodeHasher,
@@ -169,10 +188,23 @@ impl Invitegate {
         branding: Branding,
         limits: AttemptLimits,
     ) -> Self {
-        let Adapters { store, pool, mailer, attempts, codes, hashing_load } = adapters;
+        let Adapters { store, legacy, pool, mailer, attempts, codes, hashing_load } = adapters;
         let guard = Arc::new(FailureGuard::new(limits, attempts));
         let metrics = Arc::new(Metrics::new(hashing_load));
-        Self { store, pool, mailer, codes, clock, settings, branding: Arc::new(branding), guard, metrics }
+        let legacy_checks = Arc::new(tokio::sync::Semaphore::new(LEGACY_CHECKS));
+        Self {
+            store,
+            legacy,
+            legacy_checks,
+            pool,
+            mailer,
+            codes,
+            clock,
+            settings,
+            branding: Arc::new(branding),
+            guard,
+            metrics,
+        }
     }
 
     /// The rules in force, for pages that show them before a form is sent.
@@ -423,13 +455,61 @@ impl Invitegate {
     /// answer as a wrong password, so the answer tells nothing about accounts.
     pub async fn sign_in(&self, email: &str, password: SecretString, client: IpAddr) -> Result<Tokens, Error> {
         let email = Email::parse(email).map_err(|_| Error::NotAuthorized)?;
-        let pool = Arc::clone(&self.pool);
+        let service = self.clone();
         let now = self.clock.now();
         let tokens = self
-            .attempt(Subject::Email(email.clone()), client, async move { pool.sign_in(&email, &password, now).await })
+            .attempt(Subject::Email(email.clone()), client, async move {
+                match service.pool.sign_in(&email, &password, now).await {
+                    Err(Error::NotAuthorized) => service.first_sign_in_after_import(&email, password, now).await,
+                    other => other,
+                }
+            })
             .await;
         self.metrics.sign_in(tokens.is_ok());
         tokens
+    }
+
+    /// An imported user's first sign-in: the pool does not know the password
+    /// yet, so Firebase's hash is checked, once. If it matches, the pool
+    /// takes the password (hashed its own way), the Firebase hash is dropped,
+    /// and the sign-in goes on as any other. A Firebase password that this
+    /// service's policy refuses (Firebase asked only for 6 characters) is not
+    /// carried over: the user gets a recovery code to choose a new one.
+    async fn first_sign_in_after_import(
+        &self,
+        email: &Email,
+        password: SecretString,
+        now: OffsetDateTime,
+    ) -> Result<Tokens, Error> {
+        let Some(legacy) = self.legacy.active_password(email).await? else {
+            return Err(Error::NotAuthorized);
+        };
+        let matches = {
+            let _permit = self.legacy_checks.acquire().await.map_err(|e| Error::unexpected(e.to_string()))?;
+            let candidate = password.clone();
+            tokio::task::spawn_blocking(move || legacy.params.verify(candidate.expose(), &legacy.password))
+                .await
+                .map_err(|e| Error::Unexpected(anyhow::Error::new(e).context("checking a Firebase password")))?
+        };
+        if !matches {
+            return Err(Error::NotAuthorized);
+        }
+        let user = self.pool.find_by_email(email).await?.ok_or(Error::NotAuthorized)?;
+        let carried = match self.settings.password_policy.check(password.expose()) {
+            Ok(accepted) => match self.pool.set_password(&user, &accepted, now).await {
+                Err(Error::InvalidPassword(_)) => false,
+                other => other.map(|()| true)?,
+            },
+            Err(_) => false,
+        };
+        if !carried {
+            self.pool.forgot_password(email, now).await?;
+            tracing::info!(sub = %user.sub, "an imported user's password is below the policy: recovery code sent");
+            return Err(Error::PasswordResetRequired);
+        }
+        self.legacy.retire(email).await?;
+        tracing::info!(sub = %user.sub, "an imported user's Firebase password now lives in the pool");
+        self.pool.sign_in(email, &password, now).await
     }
 
     pub async fn refresh(&self, refresh_token: &SecretString) -> Result<Tokens, Error> {
@@ -481,10 +561,12 @@ impl Invitegate {
         client: IpAddr,
     ) -> Result<(), Error> {
         let password = self.settings.password_policy.check(password.expose())?;
-        let pool = Arc::clone(&self.pool);
+        let (pool, legacy) = (Arc::clone(&self.pool), Arc::clone(&self.legacy));
         let now = self.clock.now();
         self.attempt(Subject::Email(email.clone()), client, async move {
-            pool.confirm_forgot_password(&email, &code, &password, now).await
+            pool.confirm_forgot_password(&email, &code, &password, now).await?;
+            // An imported user's Firebase password is void once they chose another.
+            legacy.retire(&email).await
         })
         .await?;
         tracing::info!("password reset with a recovery code");
@@ -501,10 +583,11 @@ impl Invitegate {
         client: IpAddr,
     ) -> Result<(), Error> {
         let proposed = self.settings.password_policy.check(proposed.expose())?;
-        let pool = Arc::clone(&self.pool);
+        let (pool, legacy) = (Arc::clone(&self.pool), Arc::clone(&self.legacy));
         let now = self.clock.now();
         self.attempt(Subject::Email(user.email.clone()), client, async move {
-            pool.change_password(&user, &access_token, &previous, &proposed, now).await
+            pool.change_password(&user, &access_token, &previous, &proposed, now).await?;
+            legacy.retire(&user.email).await
         })
         .await
     }
@@ -534,6 +617,8 @@ impl Invitegate {
     /// The account goes, then the invitations it sent that nobody used yet.
     async fn remove_user(&self, user: UserRecord) -> Result<(), Error> {
         self.pool.delete_user(&user).await?;
+        // Kept retired, so that importing the same export again does not bring the account back.
+        self.legacy.retire(&user.email).await?;
         let revoked = self.store.revoke_pending_from(&user.sub, self.clock.now()).await?;
         tracing::info!(sub = %user.sub, revoked, "account deleted");
         Ok(())
@@ -542,6 +627,75 @@ impl Invitegate {
     /// The public keys that verify the pool's tokens, as a JWKS document (if the pool publishes one).
     pub async fn jwks(&self) -> Result<Option<String>, Error> {
         self.pool.jwks_json().await
+    }
+
+    // ----- Moving from Firebase -----
+
+    /// Imports one batch of users from a Firebase export (the CLI reads the
+    /// file and calls this per batch). Safe to repeat and to resume after an
+    /// interruption:
+    /// 1. users whose Firebase password is already on record (active or
+    ///    retired) are skipped;
+    /// 2. the others' Firebase passwords are recorded as pending first, so an
+    ///    account never exists without its password;
+    /// 3. their accounts are made; an address another account already holds
+    ///    is refused and its record dropped;
+    /// 4. the records become active: from now on the Firebase password signs in.
+    ///
+    /// With `dry_run` nothing is written; the report says what would happen.
+    pub async fn import_firebase_users(
+        &self,
+        params: &FirebaseHashParams,
+        users: &[ImportedUser],
+        dry_run: bool,
+    ) -> Result<ImportReport, Error> {
+        let emails: Vec<Email> = users.iter().map(|user| user.email.clone()).collect();
+        let known: std::collections::HashMap<String, LegacyState> = self
+            .legacy
+            .legacy_states(&emails)
+            .await?
+            .into_iter()
+            .map(|(email, state)| (email.as_str().to_lowercase(), state))
+            .collect();
+        let mut report = ImportReport::default();
+        let (mut fresh, mut todo) = (Vec::new(), Vec::new());
+        for user in users {
+            match known.get(&user.email.as_str().to_lowercase()) {
+                Some(LegacyState::Active | LegacyState::Retired) => report.skipped += 1,
+                Some(LegacyState::Pending) => todo.push(user.clone()),
+                None => {
+                    fresh.push(user.clone());
+                    todo.push(user.clone());
+                }
+            }
+        }
+        if dry_run {
+            // Resumed ones are counted as imported: their accounts are this export's.
+            report.imported += (todo.len() - fresh.len()) as u64;
+            for user in &fresh {
+                if self.pool.find_by_email(&user.email).await?.is_some() {
+                    report.taken.push(user.email.clone());
+                } else {
+                    report.imported += 1;
+                }
+            }
+            return Ok(report);
+        }
+        self.legacy.record_pending(params, &fresh).await?;
+        let outcomes = self.pool.import_users(&todo).await?;
+        let mut made = Vec::new();
+        for (user, outcome) in todo.iter().zip(outcomes) {
+            match outcome {
+                AccountImport::Created | AccountImport::AlreadyImported => made.push(user.email.clone()),
+                AccountImport::Taken => {
+                    self.legacy.forget_pending(&user.email).await?;
+                    report.taken.push(user.email.clone());
+                }
+            }
+        }
+        self.legacy.activate(&made).await?;
+        report.imported += made.len() as u64;
+        Ok(report)
     }
 
     // ----- Invitations -----

@@ -385,6 +385,7 @@ pub enum ErrorCode {
     NotAuthorized,
     UserNotConfirmed,
     UserDisabled,
+    PasswordResetRequired,
     InvalidConfirmationCode,
     InviteQuotaExhausted,
     AlreadyInvited,
@@ -415,6 +416,7 @@ impl ErrorCode {
             Self::NotAuthorized => "not_authorized",
             Self::UserNotConfirmed => "user_not_confirmed",
             Self::UserDisabled => "user_disabled",
+            Self::PasswordResetRequired => "password_reset_required",
             Self::InvalidConfirmationCode => "invalid_confirmation_code",
             Self::InviteQuotaExhausted => "invite_quota_exhausted",
             Self::AlreadyInvited => "already_invited",
@@ -442,6 +444,7 @@ impl ErrorCode {
             | Self::InvitationRedeemed
             | Self::UserNotConfirmed
             | Self::UserDisabled
+            | Self::PasswordResetRequired
             | Self::InviteQuotaExhausted
             | Self::SignUpNotAllowed => StatusCode::FORBIDDEN,
             Self::NotFound => StatusCode::NOT_FOUND,
@@ -483,6 +486,7 @@ impl From<&Error> for ErrorCode {
             Error::NotAuthorized | Error::InvalidToken => Self::NotAuthorized,
             Error::UserNotConfirmed => Self::UserNotConfirmed,
             Error::UserDisabled => Self::UserDisabled,
+            Error::PasswordResetRequired => Self::PasswordResetRequired,
             Error::InvalidConfirmationCode => Self::InvalidConfirmationCode,
             Error::InviteQuotaExhausted => Self::InviteQuotaExhausted,
             Error::AlreadyInvited => Self::AlreadyInvited,

@@ -227,6 +227,8 @@ pub async fn create_pool(
         .schema(reservation_attribute()?)
         .schema(signed_out_attribute())
         .schema(disabled_attribute())
+        .schema(import_attribute(backend_aws::FIREBASE_UID_ATTRIBUTE, "128"))
+        .schema(import_attribute(backend_aws::CREATED_AT_ATTRIBUTE, "20"))
         .send()
         .await;
     let pool = ctx(pool, "CreateUserPool")?.user_pool.context("CreateUserPool gave no pool")?;
@@ -301,6 +303,18 @@ fn disabled_attribute() -> SchemaAttributeType {
         .attribute_data_type(AttributeDataType::String)
         .mutable(true)
         .string_attribute_constraints(StringAttributeConstraintsType::builder().min_length("1").max_length("1").build())
+        .build()
+}
+
+/// A service-written string attribute of users imported from Firebase.
+fn import_attribute(name: &str, max_length: &str) -> SchemaAttributeType {
+    SchemaAttributeType::builder()
+        .name(name.trim_start_matches("custom:"))
+        .attribute_data_type(AttributeDataType::String)
+        .mutable(true)
+        .string_attribute_constraints(
+            StringAttributeConstraintsType::builder().min_length("1").max_length(max_length).build(),
+        )
         .build()
 }
 

@@ -5,9 +5,12 @@ use async_trait::async_trait;
 use aws_sdk_cognitoidentityprovider::Client;
 use aws_sdk_cognitoidentityprovider::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_cognitoidentityprovider::operation::sign_up::{SignUpError, SignUpOutput};
-use aws_sdk_cognitoidentityprovider::types::{AttributeType, AuthFlowType, AuthenticationResultType, UserStatusType};
+use aws_sdk_cognitoidentityprovider::types::{
+    AttributeType, AuthFlowType, AuthenticationResultType, MessageActionType, UserStatusType,
+};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use domain::firebase::{AccountImport, ImportedUser};
 use domain::{
     AccessClaims, Email, Error, Page, Password, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserPool,
     UserRecord, UserStatus, UserSub,
@@ -16,7 +19,10 @@ use time::OffsetDateTime;
 
 use super::jwks::CognitoTokenVerifier;
 use super::secret_hash::secret_hash;
-use crate::{DISABLED_ATTRIBUTE, RESERVATION_ATTRIBUTE, SIGNED_OUT_ATTRIBUTE, unexpected};
+use crate::{
+    CREATED_AT_ATTRIBUTE, DISABLED_ATTRIBUTE, FIREBASE_UID_ATTRIBUTE, RESERVATION_ATTRIBUTE, SIGNED_OUT_ATTRIBUTE,
+    unexpected,
+};
 
 /// SignUp throttled by Cognito is retried after 100 ms, 400 ms and 1.6 s.
 const SIGN_UP_BACKOFF: std::time::Duration = std::time::Duration::from_millis(100);
@@ -111,7 +117,11 @@ fn user_record(
         email: Email::parse(email).map_err(|_| Error::unexpected("Cognito user with invalid email"))?,
         status: status(cognito_status),
         email_verified: attribute("email_verified") == Some("true"),
-        created_at: OffsetDateTime::from_unix_timestamp(created.map_or(0, |d| d.secs()))
+        // An imported user's account was made when Firebase made it.
+        created_at: attribute(CREATED_AT_ATTRIBUTE)
+            .and_then(|v| v.parse::<i64>().ok())
+            .or(created.map(|d| d.secs()))
+            .and_then(|secs| OffsetDateTime::from_unix_timestamp(secs).ok())
             .unwrap_or(OffsetDateTime::UNIX_EPOCH),
         signed_out_at: attribute(SIGNED_OUT_ATTRIBUTE)
             .and_then(|v| v.parse::<i64>().ok())
@@ -130,6 +140,17 @@ fn tokens(result: Option<&AuthenticationResultType>, refresh: Option<SecretStrin
         refresh_token: refresh,
         expires_in_secs: u64::try_from(result.expires_in()).unwrap_or(3600),
     })
+}
+
+/// Imported users made at once.
+const IMPORT_CONCURRENCY: usize = 8;
+
+/// A password no one knows, meeting Cognito's default policy: an imported
+/// account holds it until the service sets the user's own.
+fn unknowable_password() -> String {
+    use rand::RngExt as _;
+    let random: String = rand::rng().sample_iter(rand::distr::Alphanumeric).take(40).map(char::from).collect();
+    format!("Aa1!{random}")
 }
 
 /// What a refused SignUp means to the caller.
@@ -222,6 +243,79 @@ impl CognitoUserPool {
 
     fn hash(&self, username: &str) -> String {
         secret_hash(username, &self.client_id, self.client_secret.expose())
+    }
+
+    async fn set_permanent_password(&self, username: &str, password: &str) -> Result<(), Error> {
+        self.client
+            .admin_set_user_password()
+            .user_pool_id(&self.user_pool_id)
+            .username(username)
+            .password(password)
+            .permanent(true)
+            .send()
+            .await
+            .map_err(|e| refused_password(&e).unwrap_or_else(|| other(e, "Cognito AdminSetUserPassword")))?;
+        Ok(())
+    }
+
+    /// One imported user: created without a message and given an unknowable
+    /// permanent password, which makes the account CONFIRMED. An account that
+    /// already has the address is this user's from an earlier run if it
+    /// carries the same Firebase uid (then it is finished, in case that run
+    /// stopped before the password), and someone else's otherwise.
+    async fn import_user(&self, user: &ImportedUser) -> Result<AccountImport, Error> {
+        let attribute = |name: &str, value: &str| AttributeType::builder().name(name).value(value).build();
+        let created_at = user.created_at.unix_timestamp().to_string();
+        let verified = if user.email_verified { "true" } else { "false" };
+        let mut attributes = vec![
+            attribute("email", user.email.as_str()),
+            attribute("email_verified", verified),
+            attribute(FIREBASE_UID_ATTRIBUTE, &user.firebase_uid),
+            attribute(CREATED_AT_ATTRIBUTE, &created_at),
+        ];
+        if user.disabled {
+            attributes.push(attribute(DISABLED_ATTRIBUTE, "1"));
+        }
+        let attributes =
+            attributes.into_iter().collect::<Result<Vec<_>, _>>().map_err(|e| unexpected(e, "imported attributes"))?;
+        let created = self
+            .client
+            .admin_create_user()
+            .user_pool_id(&self.user_pool_id)
+            .username(user.email.as_str())
+            .set_user_attributes(Some(attributes))
+            .message_action(MessageActionType::Suppress)
+            .temporary_password(unknowable_password())
+            .send()
+            .await;
+        let username = match created {
+            Ok(output) => output
+                .user()
+                .and_then(|u| u.username())
+                .map(str::to_owned)
+                .ok_or_else(|| Error::unexpected("AdminCreateUser answered without a user"))?,
+            Err(e) if service_code(&e) == Some("UsernameExistsException") => {
+                let existing = self
+                    .client
+                    .admin_get_user()
+                    .user_pool_id(&self.user_pool_id)
+                    .username(user.email.as_str())
+                    .send()
+                    .await
+                    .map_err(|e| other(e, "Cognito AdminGetUser (import)"))?;
+                let uid = existing.user_attributes().iter().find(|a| a.name() == FIREBASE_UID_ATTRIBUTE);
+                if uid.and_then(|a| a.value()) != Some(user.firebase_uid.as_str()) {
+                    return Ok(AccountImport::Taken);
+                }
+                if existing.user_status() == Some(&UserStatusType::Confirmed) {
+                    return Ok(AccountImport::AlreadyImported);
+                }
+                existing.username().to_owned()
+            }
+            Err(e) => return Err(other(e, "Cognito AdminCreateUser (import)")),
+        };
+        self.set_permanent_password(&username, &unknowable_password()).await?;
+        Ok(AccountImport::Created)
     }
 
     /// AdminGetUser accepts the email (an alias of the username) or the sub.
@@ -672,6 +766,20 @@ impl UserPool for CognitoUserPool {
 
     async fn jwks_json(&self) -> Result<Option<String>, Error> {
         self.verifier.jwks_document().await
+    }
+
+    async fn import_users(&self, users: &[ImportedUser]) -> Result<Vec<AccountImport>, Error> {
+        // AdminCreateUser counts against UserCreation (50/s per account): a
+        // few at a time, and the SDK's retries back off when throttled.
+        let mut outcomes = Vec::with_capacity(users.len());
+        for chunk in users.chunks(IMPORT_CONCURRENCY) {
+            outcomes.extend(futures::future::try_join_all(chunk.iter().map(|user| self.import_user(user))).await?);
+        }
+        Ok(outcomes)
+    }
+
+    async fn set_password(&self, user: &UserRecord, password: &Password, _now: OffsetDateTime) -> Result<(), Error> {
+        self.set_permanent_password(user.sub.as_str(), password.expose()).await
     }
 }
 

@@ -2,6 +2,7 @@
 
 mod cognito;
 mod jwks;
+mod legacy;
 mod secret_hash;
 mod ses;
 
@@ -98,6 +99,7 @@ pub fn open(config: &AwsConfig, sdk: &aws_config::SdkConfig) -> anyhow::Result<A
     );
     Ok(Adapters {
         store: Arc::new(DynamoInvitationStore::new(dynamo.clone(), config.table.clone())),
+        legacy: Arc::new(legacy::DynamoLegacyPasswords::new(dynamo.clone(), config.table.clone())),
         // In the table, so that every instance of the service counts together.
         attempts: Arc::new(DynamoAttemptCounter::new(dynamo, config.table.clone(), config.user_pool_id.clone())),
         pool: Arc::new(pool),

@@ -9,6 +9,7 @@ mod confirmation;
 mod errors;
 mod flow;
 mod invitations;
+mod migration;
 mod model;
 mod operations;
 mod pages;

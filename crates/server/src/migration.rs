@@ -1,0 +1,289 @@
+//! Reading what other systems exported, for `users import firebase` and
+//! `invite import`: every record is checked before anything is written, so a
+//! malformed file is refused whole, and a bad record is set aside with its
+//! reason (never its hash or code).
+
+use std::collections::HashSet;
+use std::io::Read;
+use std::path::Path;
+
+use anyhow::Context;
+use domain::Email;
+use domain::firebase::{FirebasePassword, ImportedUser};
+use serde_json::Value;
+use time::OffsetDateTime;
+
+/// A record that cannot be imported, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// 1-based position in the file (the line, for CSV and JSON lines).
+    pub record: usize,
+    /// What names the record to its owner: a Firebase uid, or an email.
+    pub id: String,
+    pub reason: String,
+}
+
+/// A file, read and checked.
+#[derive(Debug)]
+pub struct Checked<T> {
+    pub records: Vec<T>,
+    /// Each record's position in the file (1-based), in the same order.
+    pub positions: Vec<usize>,
+    pub rejected: Vec<Rejected>,
+}
+
+impl<T> Default for Checked<T> {
+    fn default() -> Self {
+        Self { records: Vec::new(), positions: Vec::new(), rejected: Vec::new() }
+    }
+}
+
+/// The format of an export, from its extension, else from its first byte.
+fn is_json(path: &Path, content: &[u8]) -> bool {
+    match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("json") | Some("jsonl") | Some("ndjson") => true,
+        Some("csv") => false,
+        _ => content.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{'),
+    }
+}
+
+fn read(path: &Path) -> anyhow::Result<Vec<u8>> {
+    let mut content = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|mut file| file.read_to_end(&mut content))
+        .with_context(|| format!("reading {}", path.display()))?;
+    Ok(content)
+}
+
+/// Milliseconds since the epoch, as Firebase writes them (a string or a number).
+fn millis(value: &Value) -> Option<OffsetDateTime> {
+    let ms = match value {
+        Value::String(s) => s.trim().parse::<i64>().ok()?,
+        Value::Number(n) => n.as_i64()?,
+        _ => return None,
+    };
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).ok()
+}
+
+/// The fields of one exported user, as strings, before checking.
+struct RawUser<'a> {
+    uid: &'a str,
+    email: &'a str,
+    email_verified: bool,
+    hash: &'a str,
+    salt: &'a str,
+    created_at: Option<Result<OffsetDateTime, ()>>,
+    disabled: bool,
+}
+
+fn check_user(raw: RawUser<'_>, now: OffsetDateTime) -> Result<ImportedUser, String> {
+    let uid = raw.uid.trim();
+    if uid.is_empty() {
+        return Err("no localId".into());
+    }
+    if uid.len() > 128 {
+        return Err("localId longer than 128 characters".into());
+    }
+    let email = raw.email.trim();
+    if email.is_empty() {
+        return Err("no email address (invitegate accounts are by email)".into());
+    }
+    let email = Email::parse(email).map_err(|e| format!("invalid email address: {e}"))?;
+    let password = match (raw.hash.trim().is_empty(), raw.salt.trim().is_empty()) {
+        (true, _) => None,
+        (false, true) => return Err("a password hash without its salt".into()),
+        (false, false) => Some(
+            FirebasePassword::from_base64(raw.hash, raw.salt)
+                .ok_or_else(|| "passwordHash or salt is not base64".to_owned())?,
+        ),
+    };
+    let created_at = match raw.created_at {
+        None => now,
+        Some(Ok(at)) => at,
+        Some(Err(())) => return Err("createdAt is not milliseconds since 1970".into()),
+    };
+    Ok(ImportedUser {
+        firebase_uid: uid.to_owned(),
+        email,
+        email_verified: raw.email_verified,
+        created_at,
+        disabled: raw.disabled,
+        password,
+    })
+}
+
+/// Reads what `firebase auth:export` writes: JSON (`{"users": [...]}`) or CSV
+/// (no header; UID, email, email verified, password hash, salt, …, creation
+/// time in column 24). `now` stands in for a missing creation time.
+pub fn read_firebase_export(path: &Path, now: OffsetDateTime) -> anyhow::Result<Checked<ImportedUser>> {
+    let content = read(path)?;
+    let raw: Vec<Result<ImportedUser, (String, String)>> = if is_json(path, &content) {
+        let document: Value = serde_json::from_slice(&content)
+            .with_context(|| format!("{} is not a JSON document from `firebase auth:export`", path.display()))?;
+        let users = document.get("users").and_then(Value::as_array).with_context(|| {
+            format!("{} has no \"users\" array (a `firebase auth:export` file has one)", path.display())
+        })?;
+        users
+            .iter()
+            .map(|user| {
+                let text = |name: &str| user.get(name).and_then(Value::as_str).unwrap_or_default();
+                let flag = |name: &str| user.get(name).and_then(Value::as_bool).unwrap_or(false);
+                let raw = RawUser {
+                    uid: text("localId"),
+                    email: text("email"),
+                    email_verified: flag("emailVerified"),
+                    hash: text("passwordHash"),
+                    salt: text("salt"),
+                    created_at: user.get("createdAt").map(|v| millis(v).ok_or(())),
+                    disabled: flag("disabled"),
+                };
+                let id = if raw.uid.is_empty() { raw.email.to_owned() } else { raw.uid.to_owned() };
+                check_user(raw, now).map_err(|reason| (id, reason))
+            })
+            .collect()
+    } else {
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(content.as_slice());
+        let mut users = Vec::new();
+        for (index, row) in reader.records().enumerate() {
+            let row = row.with_context(|| format!("{}: CSV record {} is malformed", path.display(), index + 1))?;
+            if row.len() < 5 {
+                anyhow::bail!(
+                    "{}: record {} has {} columns; a `firebase auth:export` CSV row has at least 5 \
+                     (UID, email, email verified, password hash, salt)",
+                    path.display(),
+                    index + 1,
+                    row.len()
+                );
+            }
+            let field = |i: usize| row.get(i).unwrap_or_default();
+            let verified = field(2).trim();
+            let created = field(23).trim();
+            let raw = RawUser {
+                uid: field(0),
+                email: field(1),
+                email_verified: verified.eq_ignore_ascii_case("true"),
+                hash: field(3),
+                salt: field(4),
+                created_at: (!created.is_empty()).then(|| millis(&Value::String(created.to_owned())).ok_or(())),
+                disabled: false,
+            };
+            let id = if raw.uid.trim().is_empty() { raw.email.to_owned() } else { raw.uid.trim().to_owned() };
+            users.push(check_user(raw, now).map_err(|reason| (id, reason)));
+        }
+        users
+    };
+    let mut checked = Checked::default();
+    let (mut emails, mut uids) = (HashSet::new(), HashSet::new());
+    for (index, user) in raw.into_iter().enumerate() {
+        let record = index + 1;
+        match user {
+            Err((id, reason)) => checked.rejected.push(Rejected { record, id, reason }),
+            Ok(user) => {
+                let id = user.firebase_uid.clone();
+                if !uids.insert(user.firebase_uid.clone()) {
+                    checked.rejected.push(Rejected { record, id, reason: "localId appears twice in the file".into() });
+                } else if !emails.insert(user.email.as_str().to_lowercase()) {
+                    checked.rejected.push(Rejected { record, id, reason: "email appears twice in the file".into() });
+                } else {
+                    checked.records.push(user);
+                    checked.positions.push(record);
+                }
+            }
+        }
+    }
+    Ok(checked)
+}
+
+/// Writes the rejected records as CSV (record, id, reason): never a hash or a code.
+pub fn write_rejects(path: &Path, rejected: &[Rejected]) -> anyhow::Result<()> {
+    let mut writer = csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
+    writer.write_record(["record", "id", "reason"])?;
+    for reject in rejected {
+        writer.write_record([reject.record.to_string().as_str(), &reject.id, &reject.reason])?;
+    }
+    writer.flush().with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use time::macros::datetime;
+
+    const NOW: OffsetDateTime = datetime!(2026-11-28 0:00 UTC);
+
+    fn export(name: &str, content: &str) -> (tempfile::TempDir, std::path::PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        (dir, path)
+    }
+
+    #[test]
+    fn json_exports_keep_every_field_and_set_bad_records_aside() {
+        let (_dir, path) = export(
+            "users.json",
+            r#"{"users": [
+              {"localId": "u1", "email": "A@example.com", "emailVerified": true, "passwordHash": "aGFzaA==",
+               "salt": "c2FsdA==", "createdAt": "1487891620000", "disabled": true},
+              {"localId": "u2", "email": "b@example.com", "createdAt": 1487891620000},
+              {"localId": "u3", "phoneNumber": "+15555550100"},
+              {"localId": "u4", "email": "a@example.com"},
+              {"localId": "u5", "email": "c@example.com", "passwordHash": "%%%", "salt": "c2FsdA=="},
+              {"localId": "u1", "email": "d@example.com"}
+            ]}"#,
+        );
+        let checked = read_firebase_export(&path, NOW).unwrap();
+        assert_eq!(checked.records.len(), 2);
+        let first = &checked.records[0];
+        assert_eq!((first.firebase_uid.as_str(), first.email.as_str()), ("u1", "A@example.com"));
+        assert!(first.email_verified && first.disabled);
+        assert_eq!(first.created_at, datetime!(2017-02-23 23:13:40 UTC));
+        assert_eq!(first.password.as_ref().unwrap().hash, b"hash");
+        let second = &checked.records[1];
+        assert!(!second.email_verified && !second.disabled && second.password.is_none());
+        let reasons: Vec<(usize, &str, &str)> =
+            checked.rejected.iter().map(|r| (r.record, r.id.as_str(), r.reason.as_str())).collect();
+        assert_eq!(
+            reasons,
+            [
+                (3, "u3", "no email address (invitegate accounts are by email)"),
+                (4, "u4", "email appears twice in the file"),
+                (5, "u5", "passwordHash or salt is not base64"),
+                (6, "u1", "localId appears twice in the file"),
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_exports_are_read_by_column() {
+        let mut row = vec![""; 26];
+        row[0] = "u1";
+        row[1] = "a@example.com";
+        row[2] = "true";
+        row[3] = "aGFzaA==";
+        row[4] = "c2FsdA==";
+        row[5] = "Ann, the first";
+        row[23] = "1487891620000";
+        let line = row.iter().map(|f| format!("\"{f}\"")).collect::<Vec<_>>().join(",");
+        let (_dir, path) = export("users.csv", &format!("{line}\nu2,b@example.com,false,,\n"));
+        let checked = read_firebase_export(&path, NOW).unwrap();
+        assert!(checked.rejected.is_empty(), "{:?}", checked.rejected);
+        assert_eq!(checked.records[0].created_at, datetime!(2017-02-23 23:13:40 UTC));
+        assert!(checked.records[0].email_verified);
+        assert_eq!(checked.records[1].created_at, NOW, "no creation time: the import's");
+        assert!(checked.records[1].password.is_none());
+    }
+
+    #[test]
+    fn a_malformed_file_is_refused_whole() {
+        let (_dir, path) = export("users.json", r#"{"users": [{"localId": "u1", "email": "a@example.com"}"#);
+        let error = read_firebase_export(&path, NOW).unwrap_err().to_string();
+        assert!(error.contains("is not a JSON document"), "{error}");
+        let (_dir, path) = export("users.json", r#"{"accounts": []}"#);
+        assert!(read_firebase_export(&path, NOW).unwrap_err().to_string().contains("no \"users\" array"));
+        let (_dir, path) = export("users.csv", "u1,a@example.com\n");
+        assert!(read_firebase_export(&path, NOW).unwrap_err().to_string().contains("has 2 columns"));
+    }
+}
