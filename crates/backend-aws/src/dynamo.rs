@@ -34,8 +34,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, Delete, Put, TransactWriteItem, Up
 use domain::access_request::{AccessRequest, AccessRequestStatus};
 use domain::invitation::Reservable;
 use domain::{
-    CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, Page, QuotaCharge,
-    Reservation, ReservationNonce, ReserveOutcome, Standing, StoredStatus, UserSub,
+    CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, Page, PresentedCode,
+    QuotaCharge, Reservation, ReservationNonce, ReserveOutcome, Standing, StoredStatus, UserSub,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -585,7 +585,7 @@ impl InvitationStore for DynamoInvitationStore {
     async fn reserve(
         &self,
         email: &Email,
-        code_hash: &CodeHash,
+        presented: &PresentedCode,
         nonce: ReservationNonce,
         now: OffsetDateTime,
     ) -> Result<ReserveOutcome, Error> {
@@ -601,12 +601,12 @@ impl InvitationStore for DynamoInvitationStore {
         }
         let others = self.by_email(email).await?;
         candidates.extend(others.into_iter().filter(|i| Some(i.id.as_str()) != owner.as_deref()));
-        let Some(listed) = domain::invitation::matching_code(candidates, code_hash) else {
+        let Some(listed) = domain::invitation::matching_code(candidates, presented) else {
             return Err(Error::InvalidAccessCode);
         };
         // Decide on the item itself, read consistently.
         let invitation = self.require(&listed.id).await?;
-        if !invitation.code_hash.matches(code_hash) {
+        if !presented.matches(&invitation.code_hash) {
             return Err(Error::InvalidAccessCode);
         }
         if invitation.check_reservable(now)? == Reservable::Lapsed {

@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use domain::access_request::{AccessRequest, AccessRequestStatus};
 use domain::invitation::Reservable;
 use domain::{
-    CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, Page, QuotaCharge,
-    Reservation, ReservationNonce, ReserveOutcome, Standing, StoredStatus, UserSub,
+    CodeHash, Email, Error, Invitation, InvitationId, InvitationStore, Inviter, NewInvitation, Page, PresentedCode,
+    QuotaCharge, Reservation, ReservationNonce, ReserveOutcome, Standing, StoredStatus, UserSub,
 };
 use rusqlite::{Row, Transaction, params};
 use time::OffsetDateTime;
@@ -294,12 +294,12 @@ impl InvitationStore for SqliteInvitationStore {
     async fn reserve(
         &self,
         email: &Email,
-        code_hash: &CodeHash,
+        presented: &PresentedCode,
         nonce: ReservationNonce,
         now: OffsetDateTime,
     ) -> Result<ReserveOutcome, Error> {
         let email = email.clone();
-        let code_hash = code_hash.clone();
+        let presented = presented.clone();
         self.db
             .write(move |tx| {
                 let candidates = {
@@ -309,7 +309,7 @@ impl InvitationStore for SqliteInvitationStore {
                     rows.collect::<Result<Vec<_>, _>>().map_err(db_err)?
                 };
                 let invitation =
-                    domain::invitation::matching_code(candidates, &code_hash).ok_or(Error::InvalidAccessCode)?;
+                    domain::invitation::matching_code(candidates, &presented).ok_or(Error::InvalidAccessCode)?;
                 if invitation.check_reservable(now)? == Reservable::Lapsed {
                     return Ok(ReserveOutcome::Lapsed(invitation));
                 }

@@ -95,6 +95,22 @@ impl CodeHasher {
         self.mac(&[b"access-code\0", code.canonical().as_bytes()])
     }
 
+    /// A code imported from another system (`invite import`), kept exactly
+    /// as it was issued, but for surrounding blanks: its own alphabet and
+    /// length, compared as a whole. The prefix keeps it apart from our own.
+    pub fn hash_imported_code(&self, code: &str) -> CodeHash {
+        self.mac(&[b"imported-code\0", code.trim().as_bytes()])
+    }
+
+    /// A code as typed at sign-up, hashed each way an invitation's code may
+    /// be stored: as one of ours (if it reads as one) and as an imported one.
+    pub fn present(&self, typed: &str) -> PresentedCode {
+        PresentedCode {
+            own: AccessCode::parse(typed).ok().map(|code| self.hash_access_code(&code)),
+            imported: self.hash_imported_code(typed),
+        }
+    }
+
     /// Recovery codes, like confirmation codes, are bound to their address;
     /// the prefix keeps one kind of code from ever passing as the other.
     pub fn hash_recovery_code(&self, email: &crate::Email, code: &str) -> CodeHash {
@@ -130,6 +146,49 @@ impl fmt::Debug for CodeHasher {
     }
 }
 
+/// What a sign-up presents, hashed every way a stored code can be (see [`CodeHasher::present`]).
+#[derive(Clone)]
+pub struct PresentedCode {
+    own: Option<CodeHash>,
+    imported: CodeHash,
+}
+
+impl PresentedCode {
+    /// Whether `stored` is this code's hash; both comparisons always run, in constant time.
+    pub fn matches(&self, stored: &CodeHash) -> bool {
+        let own = self.own.as_ref().is_some_and(|own| own.matches(stored));
+        let imported = self.imported.matches(stored);
+        own | imported
+    }
+}
+
+impl fmt::Debug for PresentedCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PresentedCode(<redacted>)")
+    }
+}
+
+/// Below this, a code can be guessed by someone trying hard enough (about
+/// 10¹² tries); invitegate's own codes have 80 bits.
+pub const WEAK_CODE_BITS: f64 = 40.0;
+
+/// How many bits a code of this shape can hold at most: its length times the
+/// log of the alphabet its characters come from (digits, lower case, upper
+/// case, anything else). An estimate of what a guesser faces, not a proof.
+pub fn estimated_bits(code: &str) -> f64 {
+    let code = code.trim();
+    let classes = [
+        (code.chars().any(|c| c.is_ascii_digit()), 10.0),
+        (code.chars().any(|c| c.is_ascii_lowercase()), 26.0),
+        (code.chars().any(|c| c.is_ascii_uppercase()), 26.0),
+        (code.chars().any(|c| !c.is_ascii_alphanumeric() && !matches!(c, '-' | ' ')), 33.0),
+    ];
+    let alphabet: f64 = classes.iter().filter(|(present, _)| *present).map(|(_, size)| size).sum();
+    // Dashes and blanks group a code; they add nothing to guess.
+    let length = code.chars().filter(|c| !matches!(c, '-' | ' ')).count();
+    if alphabet <= 1.0 { 0.0 } else { length as f64 * alphabet.log2() }
+}
+
 impl CodeHash {
     pub fn from_bytes(bytes: &[u8]) -> Option<Self> {
         Some(Self(bytes.try_into().ok()?))
@@ -161,6 +220,32 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
     use rand::SeedableRng;
+
+    #[test]
+    fn imported_codes_match_exactly_and_never_as_our_own() {
+        let hasher = CodeHasher::new([7; 32]);
+        let stored = hasher.hash_imported_code("beta-2023-Xy7");
+        assert!(hasher.present("  beta-2023-Xy7 ").matches(&stored));
+        assert!(!hasher.present("BETA-2023-XY7").matches(&stored), "compared exactly, case included");
+        assert!(!hasher.present("beta2023Xy7").matches(&stored));
+        let ours = AccessCode::generate(&mut rand::rngs::StdRng::seed_from_u64(3));
+        let own = hasher.hash_access_code(&ours);
+        assert!(hasher.present(&ours.expose_grouped().to_lowercase()).matches(&own));
+        assert!(!hasher.present(&ours.expose_grouped()).matches(&hasher.hash_imported_code("something else")));
+        // The same text as an imported code does not pass for one of ours, nor the other way.
+        assert!(!own.matches(&hasher.hash_imported_code(&ours.expose_grouped())));
+    }
+
+    #[test]
+    fn short_or_narrow_codes_are_weak_and_ours_are_not() {
+        assert!(estimated_bits("123456") < WEAK_CODE_BITS);
+        assert!(estimated_bits("BETA2023") < WEAK_CODE_BITS);
+        assert!(estimated_bits("k3j9x") < WEAK_CODE_BITS);
+        assert!(estimated_bits("Xq7-pL2-mZ9w-Rt") > WEAK_CODE_BITS);
+        let ours = AccessCode::generate(&mut rand::rngs::StdRng::seed_from_u64(3));
+        assert!(estimated_bits(&ours.expose_grouped()) >= 70.0);
+        assert_eq!(estimated_bits("    "), 0.0);
+    }
 
     #[test]
     fn generated_codes_round_trip_through_every_accepted_spelling() {

@@ -248,10 +248,10 @@ pub fn email_blocked(
 
 /// The invitation, among one email's, whose code hash matches. Every candidate
 /// is compared (in constant time), so timing does not tell which one matched.
-pub fn matching_code(candidates: Vec<Invitation>, presented: &CodeHash) -> Option<Invitation> {
+pub fn matching_code(candidates: Vec<Invitation>, presented: &crate::PresentedCode) -> Option<Invitation> {
     let mut matched = None;
     for candidate in candidates {
-        if candidate.code_hash.matches(presented) && matched.is_none() {
+        if presented.matches(&candidate.code_hash) && matched.is_none() {
             matched = Some(candidate);
         }
     }

@@ -15,7 +15,7 @@ pub mod ports;
 pub mod presignup;
 pub mod user;
 
-pub use access_code::{AccessCode, CodeHash, CodeHasher, MalformedAccessCode};
+pub use access_code::{AccessCode, CodeHash, CodeHasher, MalformedAccessCode, PresentedCode};
 pub use email::Email;
 pub use error::Error;
 pub use invitation::{Invitation, InvitationId, InvitationStatus, Inviter, NewInvitation, Reservation, StoredStatus};

@@ -6,8 +6,8 @@ use time::OffsetDateTime;
 use crate::access_request::AccessRequest;
 use crate::firebase::{AccountImport, FirebaseHashParams, ImportedUser, LegacyPassword, LegacyState};
 use crate::{
-    AccessClaims, CodeHash, Email, Error, Invitation, InvitationId, Inviter, NewInvitation, Password, Reservation,
-    ReservationNonce, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserSub,
+    AccessClaims, CodeHash, Email, Error, Invitation, InvitationId, Inviter, NewInvitation, Password, PresentedCode,
+    Reservation, ReservationNonce, SecretString, SignUpOutcome, SignUpRequest, Tokens, UserRecord, UserSub,
 };
 
 /// Who pays for a new invitation.
@@ -54,7 +54,7 @@ pub trait InvitationStore: Send + Sync {
     async fn reserve(
         &self,
         email: &Email,
-        code_hash: &CodeHash,
+        presented: &PresentedCode,
         nonce: ReservationNonce,
         now: OffsetDateTime,
     ) -> Result<ReserveOutcome, Error>;

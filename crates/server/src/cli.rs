@@ -9,11 +9,13 @@ use time::format_description::well_known::Rfc3339;
 
 use crate::clock::SystemClock;
 use crate::config::{
-    BackendKind, Cli, Command, CommonArgs, FirebaseImportArgs, InviteCommand, RequestsCommand, ServeArgs, UserImport,
-    UsersCommand, app_config,
+    BackendKind, Cli, Command, CommonArgs, FirebaseImportArgs, InviteCommand, InviteImportArgs, RequestsCommand,
+    ServeArgs, UserImport, UsersCommand, app_config,
 };
 use crate::migration;
-use crate::service::{AccessRequestRef, Actor, InvitationRef, Invitegate, OperatorInvite, UserRef};
+use crate::service::{
+    AccessRequestRef, Actor, ImportedInvitation, InvitationImport, InvitationRef, Invitegate, OperatorInvite, UserRef,
+};
 use crate::startup::{Application, build_service, default_public_url, shutdown_signal};
 use crate::wire::ErrorCode;
 use domain::access_request::AccessRequestStatus;
@@ -197,6 +199,7 @@ pub async fn run_invite(common: &CommonArgs, command: &InviteCommand, out: &mut 
                 sent.expires_at.format(&Rfc3339)?
             )?;
         }
+        InviteCommand::Import(args) => import_invitations(&service, args, out).await?,
     }
     Ok(())
 }
@@ -315,6 +318,112 @@ pub async fn run_user_action(common: &CommonArgs, command: &UsersCommand, out: &
             writeln!(out, "Sent a password-recovery code to {}.", user.email)?;
         }
         UsersCommand::Import(UserImport::Firebase(args)) => import_firebase(&service, args, out).await?,
+    }
+    Ok(())
+}
+
+/// Items per Scan page of the old system's table.
+const SCAN_PAGE: i32 = 500;
+
+/// Reads the old system's invitations: a file, or a paginated Scan of its DynamoDB table.
+async fn read_invitations(args: &InviteImportArgs) -> anyhow::Result<migration::Checked<ImportedInvitation>> {
+    if let Some(file) = &args.file {
+        return migration::read_invitation_file(file);
+    }
+    let table = args.from_dynamodb.as_deref().context("a FILE or --from-dynamodb TABLE")?;
+    let client = aws_sdk_dynamodb::Client::new(&backend_aws::sdk_config().await);
+    let text =
+        |item: &std::collections::HashMap<String, aws_sdk_dynamodb::types::AttributeValue>, name: &str| match item
+            .get(name)?
+        {
+            aws_sdk_dynamodb::types::AttributeValue::S(s) => Some(s.clone()),
+            aws_sdk_dynamodb::types::AttributeValue::N(n) => Some(n.clone()),
+            _ => None,
+        };
+    let mut raw = Vec::new();
+    let mut start = None;
+    loop {
+        let page = client
+            .scan()
+            .table_name(table)
+            // Pages of a bounded size: the table is read at a pace it can take.
+            .limit(SCAN_PAGE)
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .with_context(|| format!("scanning the DynamoDB table {table}"))?;
+        for item in page.items() {
+            let record = raw.len() + 1;
+            let fields = migration::RawInvitation {
+                email: text(item, &args.email_attr),
+                code: text(item, &args.code_attr),
+                expires_at: args.expiry_attr.as_deref().and_then(|name| text(item, name)),
+                inviter: args.inviter_attr.as_deref().and_then(|name| text(item, name)),
+            };
+            let id = fields.email.clone().unwrap_or_else(|| format!("item {record}"));
+            raw.push((record, migration::check_invitation(fields).map_err(|reason| (id, reason))));
+        }
+        match page.last_evaluated_key() {
+            Some(key) if !key.is_empty() => start = Some(key.clone()),
+            _ => break,
+        }
+    }
+    Ok(migration::dedupe_invitations(raw))
+}
+
+pub async fn import_invitations(
+    service: &Invitegate,
+    args: &InviteImportArgs,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let checked = read_invitations(args).await?;
+    let mut rejected = checked.rejected;
+    let (mut imported, mut weak, mut rotated, mut skipped) = (0u64, 0u64, 0u64, 0u64);
+    let mut progress = Progress::new(checked.records.len() as u64, "invitations");
+    for (invitation, record) in checked.records.iter().zip(&checked.positions) {
+        match service.import_invitation(invitation, args.rotate_weak, args.dry_run).await.map_err(operator_error)? {
+            InvitationImport::Imported { weak: is_weak } => {
+                imported += 1;
+                weak += u64::from(is_weak);
+            }
+            InvitationImport::Rotated => rotated += 1,
+            InvitationImport::AlreadyThere(_) => skipped += 1,
+            InvitationImport::Refused(reason) => {
+                rejected.push(migration::Rejected { record: *record, id: invitation.email.to_string(), reason });
+            }
+        }
+        progress.advance(1);
+    }
+    progress.finish();
+    rejected.sort_by_key(|r| r.record);
+    let verb = if args.dry_run { "Would import" } else { "Imported" };
+    writeln!(
+        out,
+        "{verb} {imported} invitations; {} {rotated} weak codes; skipped {skipped} already there; rejected {}.",
+        if args.dry_run { "would replace" } else { "replaced" },
+        rejected.len()
+    )?;
+    if weak > 0 {
+        writeln!(
+            out,
+            "{weak} of the imported codes look guessable (under 40 bits). Run again with --rotate-weak to send \
+             those invitees a new code instead (their old code then stops working)."
+        )?;
+    }
+    if !rejected.is_empty() {
+        let path = match (&args.rejects, &args.file) {
+            (Some(path), _) => path.clone(),
+            (None, Some(file)) => rejects_path(file, None),
+            (None, None) => std::path::PathBuf::from(format!(
+                "{}.rejected.csv",
+                args.from_dynamodb.as_deref().unwrap_or("invitations")
+            )),
+        };
+        migration::write_rejects(&path, &rejected)?;
+        writeln!(out, "The rejected records and why: {}", path.display())?;
+    }
+    if args.dry_run {
+        writeln!(out, "Dry run: nothing was written or sent.")?;
     }
     Ok(())
 }

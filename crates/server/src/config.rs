@@ -289,6 +289,47 @@ pub enum InviteCommand {
     Revoke { email: String },
     /// Send a new code to an email address (the old code stops working; expiry restarts).
     Resend { email: String },
+    /// Bring over invitations another system sent (email and access code):
+    /// the old codes keep working for their email, stored only as HMACs,
+    /// and nothing is mailed. From a file, or straight from the old
+    /// DynamoDB table. Safe to run again: what is there already is skipped.
+    Import(InviteImportArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+#[command(group(clap::ArgGroup::new("source").required(true).args(["file", "from_dynamodb"])))]
+pub struct InviteImportArgs {
+    /// CSV with a header row (`email`, `code`, optional `expires_at`,
+    /// `inviter`) or JSON lines with the same names. Expiry: RFC 3339 or
+    /// Unix seconds; default: --invitation-ttl-hours from now. Inviter: an
+    /// account's email; default: the operator.
+    pub file: Option<PathBuf>,
+    /// Scan this DynamoDB table instead (with the AWS SDK's usual credentials and region).
+    #[arg(long, value_name = "TABLE")]
+    pub from_dynamodb: Option<String>,
+    /// With --from-dynamodb: the attribute holding the email.
+    #[arg(long, default_value = "email", requires = "from_dynamodb")]
+    pub email_attr: String,
+    /// With --from-dynamodb: the attribute holding the access code.
+    #[arg(long, default_value = "accessCode", requires = "from_dynamodb")]
+    pub code_attr: String,
+    /// With --from-dynamodb: the attribute holding the expiry, if any.
+    #[arg(long, requires = "from_dynamodb")]
+    pub expiry_attr: Option<String>,
+    /// With --from-dynamodb: the attribute holding the inviter's email, if any.
+    #[arg(long, requires = "from_dynamodb")]
+    pub inviter_attr: Option<String>,
+    /// Send a new code of ours instead to invitees whose old code is guessable
+    /// (under 40 bits: short, or from a small alphabet).
+    #[arg(long)]
+    pub rotate_weak: bool,
+    /// Check everything and print the summary; write and send nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Where the rejected records go, with their reasons (default: FILE.rejected.csv,
+    /// or TABLE.rejected.csv in the current folder).
+    #[arg(long)]
+    pub rejects: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,8 @@ use std::path::Path;
 use anyhow::Context;
 use domain::Email;
 use domain::firebase::{FirebasePassword, ImportedUser};
+
+use crate::service::ImportedInvitation;
 use serde_json::Value;
 use time::OffsetDateTime;
 
@@ -194,6 +196,145 @@ pub fn read_firebase_export(path: &Path, now: OffsetDateTime) -> anyhow::Result<
     Ok(checked)
 }
 
+/// An expiry as other systems write it: RFC 3339, or Unix seconds (or
+/// milliseconds, when too large to be seconds).
+pub fn parse_expiry(raw: &str) -> Option<OffsetDateTime> {
+    let raw = raw.trim();
+    if let Ok(at) = OffsetDateTime::parse(raw, &time::format_description::well_known::Rfc3339) {
+        return Some(at);
+    }
+    let number: i64 = raw.parse().ok()?;
+    let seconds = if number > 100_000_000_000 { number / 1000 } else { number };
+    OffsetDateTime::from_unix_timestamp(seconds).ok()
+}
+
+/// The fields of one invitation from another system, before checking.
+pub struct RawInvitation {
+    pub email: Option<String>,
+    pub code: Option<String>,
+    pub expires_at: Option<String>,
+    pub inviter: Option<String>,
+}
+
+/// Checks one invitation record; `Err` holds the reason (never the code).
+pub fn check_invitation(raw: RawInvitation) -> Result<ImportedInvitation, String> {
+    let email = raw.email.as_deref().map(str::trim).filter(|e| !e.is_empty()).ok_or("no email")?;
+    let email = Email::parse(email).map_err(|e| format!("invalid email address: {e}"))?;
+    let code = raw.code.as_deref().map(str::trim).filter(|c| !c.is_empty()).ok_or("no access code")?;
+    if code.chars().count() > 256 {
+        return Err("access code longer than 256 characters".into());
+    }
+    let expires_at = match raw.expires_at.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        None => None,
+        Some(text) => Some(parse_expiry(text).ok_or("expiry is neither RFC 3339 nor Unix seconds")?),
+    };
+    let inviter = match raw.inviter.as_deref().map(str::trim).filter(|e| !e.is_empty()) {
+        None => None,
+        Some(text) => Some(Email::parse(text).map_err(|e| format!("invalid inviter address: {e}"))?),
+    };
+    Ok(ImportedInvitation { email, code: domain::SecretString::new(code.to_owned()), expires_at, inviter })
+}
+
+/// The first of these names a record has.
+fn pick<'a>(fields: &'a std::collections::HashMap<String, String>, names: &[&str]) -> Option<&'a String> {
+    names.iter().find_map(|name| fields.get(&name.to_ascii_lowercase()))
+}
+
+const EMAIL_NAMES: &[&str] = &["email"];
+const CODE_NAMES: &[&str] = &["code", "access_code", "accesscode"];
+const EXPIRY_NAMES: &[&str] = &["expires_at", "expiresat", "expiry", "expires"];
+const INVITER_NAMES: &[&str] = &["inviter", "inviter_email", "inviteremail", "invited_by"];
+
+fn raw_from_fields(fields: &std::collections::HashMap<String, String>) -> RawInvitation {
+    RawInvitation {
+        email: pick(fields, EMAIL_NAMES).cloned(),
+        code: pick(fields, CODE_NAMES).cloned(),
+        expires_at: pick(fields, EXPIRY_NAMES).cloned(),
+        inviter: pick(fields, INVITER_NAMES).cloned(),
+    }
+}
+
+/// Reads invitations from CSV with a header row (`email`, `code`, and
+/// optionally `expires_at`, `inviter`) or JSON lines (one object per line,
+/// the same names, also camelCase).
+pub fn read_invitation_file(path: &Path) -> anyhow::Result<Checked<ImportedInvitation>> {
+    let content = read(path)?;
+    let mut raw: Vec<(usize, Result<ImportedInvitation, (String, String)>)> = Vec::new();
+    let label = |fields: &std::collections::HashMap<String, String>, record: usize| {
+        pick(fields, EMAIL_NAMES).cloned().unwrap_or_else(|| format!("record {record}"))
+    };
+    if is_json(path, &content) {
+        let text = std::str::from_utf8(&content).with_context(|| format!("{} is not UTF-8", path.display()))?;
+        for (index, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            let record = index + 1;
+            let object: serde_json::Map<String, Value> = serde_json::from_str(line)
+                .with_context(|| format!("{}: line {record} is not a JSON object", path.display()))?;
+            let fields = object
+                .into_iter()
+                .filter_map(|(key, value)| {
+                    let value = match value {
+                        Value::String(s) => s,
+                        Value::Number(n) => n.to_string(),
+                        _ => return None,
+                    };
+                    Some((key.to_ascii_lowercase(), value))
+                })
+                .collect();
+            let id = label(&fields, record);
+            raw.push((record, check_invitation(raw_from_fields(&fields)).map_err(|reason| (id, reason))));
+        }
+    } else {
+        let mut reader = csv::ReaderBuilder::new().flexible(true).trim(csv::Trim::All).from_reader(content.as_slice());
+        let headers: Vec<String> = reader
+            .headers()
+            .with_context(|| format!("{}: no header row", path.display()))?
+            .iter()
+            .map(str::to_ascii_lowercase)
+            .collect();
+        let has = |names: &[&str]| names.iter().any(|n| headers.iter().any(|h| h == n));
+        if !has(EMAIL_NAMES) || !has(CODE_NAMES) {
+            anyhow::bail!(
+                "{}: the header row must name an `email` and a `code` column (found: {})",
+                path.display(),
+                headers.join(", ")
+            );
+        }
+        for (index, row) in reader.records().enumerate() {
+            let record = index + 2;
+            let row = row.with_context(|| format!("{}: line {record} is malformed", path.display()))?;
+            let fields = headers.iter().cloned().zip(row.iter().map(str::to_owned)).collect();
+            let id = label(&fields, record);
+            raw.push((record, check_invitation(raw_from_fields(&fields)).map_err(|reason| (id, reason))));
+        }
+    }
+    Ok(dedupe_invitations(raw))
+}
+
+/// Sets aside a second invitation for the same email.
+pub fn dedupe_invitations(
+    raw: Vec<(usize, Result<ImportedInvitation, (String, String)>)>,
+) -> Checked<ImportedInvitation> {
+    let mut checked = Checked::default();
+    let mut emails = HashSet::new();
+    for (record, invitation) in raw {
+        match invitation {
+            Err((id, reason)) => checked.rejected.push(Rejected { record, id, reason }),
+            Ok(invitation) if !emails.insert(invitation.email.as_str().to_lowercase()) => {
+                let id = invitation.email.to_string();
+                checked.rejected.push(Rejected { record, id, reason: "email appears twice".into() });
+            }
+            Ok(invitation) => {
+                checked.records.push(invitation);
+                checked.positions.push(record);
+            }
+        }
+    }
+    checked
+}
+
 /// Writes the rejected records as CSV (record, id, reason): never a hash or a code.
 pub fn write_rejects(path: &Path, rejected: &[Rejected]) -> anyhow::Result<()> {
     let mut writer = csv::Writer::from_path(path).with_context(|| format!("creating {}", path.display()))?;
@@ -237,7 +378,11 @@ mod tests {
         let checked = read_firebase_export(&path, NOW).unwrap();
         assert_eq!(checked.records.len(), 2);
         let first = &checked.records[0];
-        assert_eq!((first.firebase_uid.as_str(), first.email.as_str()), ("u1", "A@example.com"));
+        assert_eq!(
+            (first.firebase_uid.as_str(), first.email.as_str()),
+            ("u1", "a@example.com"),
+            "emails are kept in lower case"
+        );
         assert!(first.email_verified && first.disabled);
         assert_eq!(first.created_at, datetime!(2017-02-23 23:13:40 UTC));
         assert_eq!(first.password.as_ref().unwrap().hash, b"hash");
@@ -274,6 +419,39 @@ mod tests {
         assert!(checked.records[0].email_verified);
         assert_eq!(checked.records[1].created_at, NOW, "no creation time: the import's");
         assert!(checked.records[1].password.is_none());
+    }
+
+    #[test]
+    fn invitations_come_from_csv_with_a_header_or_json_lines() {
+        let (_dir, path) = export(
+            "old.csv",
+            "Email,Code,Expires_At,Inviter\n\
+             a@example.com, beta-2023 ,2027-01-01T00:00:00Z,\n\
+             b@example.com,X7Y8Z9,1798761600,boss@example.com\n\
+             not-an-address,abc,,\n\
+             c@example.com,,,\n\
+             a@example.com,other,,\n",
+        );
+        let checked = read_invitation_file(&path).unwrap();
+        assert_eq!(checked.records.len(), 2);
+        assert_eq!(checked.records[0].code.expose(), "beta-2023");
+        assert_eq!(checked.records[0].expires_at, Some(datetime!(2027-01-01 0:00 UTC)));
+        assert_eq!(checked.records[1].expires_at, Some(datetime!(2027-01-01 0:00 UTC)));
+        assert_eq!(checked.records[1].inviter.as_ref().unwrap().as_str(), "boss@example.com");
+        let reasons: Vec<(usize, &str)> = checked.rejected.iter().map(|r| (r.record, r.reason.as_str())).collect();
+        assert_eq!(reasons[1..], [(5, "no access code"), (6, "email appears twice")]);
+        assert!(reasons[0].1.starts_with("invalid email address"));
+        assert!(checked.rejected.iter().all(|r| !r.reason.contains("abc") && !r.id.contains("other")));
+
+        let (_dir, path) = export(
+            "old.jsonl",
+            "{\"email\": \"d@example.com\", \"accessCode\": 123456, \"expiresAt\": 1798761600000}\n\n",
+        );
+        let checked = read_invitation_file(&path).unwrap();
+        assert_eq!(checked.records[0].code.expose(), "123456");
+        assert_eq!(checked.records[0].expires_at, Some(datetime!(2027-01-01 0:00 UTC)));
+        let (_dir, path) = export("old.csv", "mail,secret\na@example.com,x\n");
+        assert!(read_invitation_file(&path).unwrap_err().to_string().contains("must name an `email` and a `code`"));
     }
 
     #[test]

@@ -7,15 +7,16 @@ use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
 
+use domain::access_code::{WEAK_CODE_BITS, estimated_bits};
 use domain::access_request::{AccessRequest, AccessRequestStatus};
 use domain::firebase::{AccountImport, FirebaseHashParams, ImportedUser, LegacyState};
 use domain::invitation::whole_seconds;
 use domain::messages::Branding;
 use domain::{
     AccessCode, Adapters, CodeHasher, Email, Error, Invitation, InvitationId, InvitationStatus, InvitationStore,
-    Inviter, LegacyPasswords, Mailer, NewInvitation, Page, Password, PasswordPolicy, QuotaCharge, Reservation,
-    ReservationNonce, ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, Standing, Tokens,
-    UserPool, UserRecord, UserStatus, UserSub, messages,
+    Inviter, LegacyPasswords, Mailer, NewInvitation, Page, Password, PasswordPolicy, PresentedCode, QuotaCharge,
+    Reservation, ReservationNonce, ReserveOutcome, SecretString, SignUpOutcome, SignUpPolicy, SignUpRequest, Standing,
+    Tokens, UserPool, UserRecord, UserStatus, UserSub, messages,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -95,6 +96,8 @@ pub struct OperatorInvite {
 struct Delivery {
     ttl: Duration,
     email: bool,
+    /// Whether a user inviter's quota pays for it (not for invitations they sent in another system).
+    charged: bool,
 }
 
 /// Which account an operator means: by sub (the admin API) or by email (the CLI).
@@ -137,6 +140,31 @@ pub struct ImportReport {
     pub skipped: u64,
     /// Addresses that belong to an account which did not come from this export.
     pub taken: Vec<Email>,
+}
+
+/// An invitation issued by another system, as `invite import` reads it.
+#[derive(Debug, Clone)]
+pub struct ImportedInvitation {
+    pub email: Email,
+    /// As issued, in whatever alphabet and length.
+    pub code: SecretString,
+    /// Default: the service's invitation lifetime from now.
+    pub expires_at: Option<OffsetDateTime>,
+    /// Default: the operator.
+    pub inviter: Option<Email>,
+}
+
+/// What became of one imported invitation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum InvitationImport {
+    /// Its code works; `weak` if under `WEAK_CODE_BITS`.
+    Imported { weak: bool },
+    /// Its code was weak: the invitee was sent a new one instead.
+    Rotated,
+    /// Left as it is, and why.
+    AlreadyThere(&'static str),
+    /// Not imported, and why.
+    Refused(String),
 }
 
 /// What `/me` shows.
@@ -290,13 +318,13 @@ impl Invitegate {
             return Err(Error::MissingParams);
         }
         let password = self.settings.password_policy.check(form.password.expose())?;
-        // A code that cannot be one is just a wrong code, counted as a guess.
-        let code = code.map(|c| AccessCode::parse(&c).map_err(|_| Error::InvalidAccessCode)).transpose();
+        // Hashed every way a stored code can be: ours, or one imported as issued elsewhere.
+        let code = code.map(|c| self.codes.present(&c));
         let service = self.clone();
         let email = form.email;
         let outcome = self
             .attempt(Subject::SignUp(email.clone()), client, async move {
-                match code? {
+                match code {
                     Some(code) => service.invited_sign_up(email, password, code).await,
                     None => service.open_sign_up(email, password).await,
                 }
@@ -323,7 +351,7 @@ impl Invitegate {
         &self,
         email: Email,
         password: Password,
-        code: AccessCode,
+        code: PresentedCode,
     ) -> Result<SignUpOutcome, Error> {
         let now = self.clock.now();
         let reservation = self.reserve(&email, &code, now).await?;
@@ -333,16 +361,16 @@ impl Invitegate {
     }
 
     /// Step 1: the invitation matching the email and code, reserved for this sign-up.
-    async fn reserve(&self, email: &Email, code: &AccessCode, now: OffsetDateTime) -> Result<Reservation, Error> {
-        let code_hash = self.codes.hash_access_code(code);
+    async fn reserve(&self, email: &Email, code: &PresentedCode, now: OffsetDateTime) -> Result<Reservation, Error> {
+        let code_hash = code;
         let nonce = || ReservationNonce::generate(&mut rand::rng());
-        match self.store.reserve(email, &code_hash, nonce(), now).await? {
+        match self.store.reserve(email, code_hash, nonce(), now).await? {
             ReserveOutcome::Reserved(reservation) => Ok(reservation),
             ReserveOutcome::Lapsed(invitation) => {
                 if self.settle_lapsed(&invitation).await? {
                     return Err(Error::InvitationRedeemed);
                 }
-                match self.store.reserve(email, &code_hash, nonce(), now).await? {
+                match self.store.reserve(email, code_hash, nonce(), now).await? {
                     ReserveOutcome::Reserved(reservation) => Ok(reservation),
                     ReserveOutcome::Lapsed(_) => Err(Error::InvitationInUse),
                 }
@@ -698,6 +726,79 @@ impl Invitegate {
         Ok(report)
     }
 
+    /// Imports one invitation issued by another system (`invite import`): its
+    /// code keeps working for its email, stored only as an HMAC, compared as
+    /// issued. Nothing is mailed: the invitee has the code already. A code
+    /// under `WEAK_CODE_BITS` is imported all the same, unless `rotate_weak`:
+    /// then the invitee is sent a new code of ours instead. Repeating an
+    /// import finds what it did and leaves it.
+    pub async fn import_invitation(
+        &self,
+        record: &ImportedInvitation,
+        rotate_weak: bool,
+        dry_run: bool,
+    ) -> Result<InvitationImport, Error> {
+        let now = self.clock.now();
+        let code = record.code.expose().trim();
+        if code.is_empty() {
+            return Ok(InvitationImport::Refused("no code".into()));
+        }
+        let expires_at = record.expires_at.unwrap_or(now + self.settings.invitation_ttl);
+        if expires_at <= now {
+            return Ok(InvitationImport::Refused("expired before the import".into()));
+        }
+        let code_hash = self.codes.hash_imported_code(code);
+        if let Some(latest) = self.store.latest_for_email(&record.email).await? {
+            if latest.code_hash.matches(&code_hash) {
+                return Ok(InvitationImport::AlreadyThere("imported before"));
+            }
+            if matches!(latest.status_at(now), InvitationStatus::Pending) {
+                return Ok(InvitationImport::AlreadyThere("the address has a pending invitation"));
+            }
+        }
+        if self.pool.find_by_email(&record.email).await?.is_some_and(|user| !user.gives_way_to_invitation()) {
+            return Ok(InvitationImport::AlreadyThere("the address has an account"));
+        }
+        let inviter = match &record.inviter {
+            None => Inviter::Operator,
+            Some(email) => match self.pool.find_by_email(email).await? {
+                Some(user) => Inviter::User(user.sub),
+                None => {
+                    return Ok(InvitationImport::Refused(format!(
+                        "the inviter {email} has no account here (import the users first)"
+                    )));
+                }
+            },
+        };
+        let weak = estimated_bits(code) < WEAK_CODE_BITS;
+        if weak && rotate_weak {
+            if !dry_run {
+                let delivery = Delivery { ttl: expires_at - now, email: true, charged: false };
+                self.create_invitation(inviter, record.email.clone(), None, delivery).await?;
+            }
+            return Ok(InvitationImport::Rotated);
+        }
+        if !dry_run {
+            let new = NewInvitation {
+                id: InvitationId::new(uuid::Uuid::new_v4().to_string()),
+                email: record.email.clone(),
+                code_hash,
+                inviter,
+                invitee_quota: None,
+                created_at: whole_seconds(now),
+                expires_at: whole_seconds(expires_at),
+            };
+            match self.store.create(new, QuotaCharge::None, now).await {
+                Ok(_) => {}
+                Err(Error::AlreadyInvited) => {
+                    return Ok(InvitationImport::AlreadyThere("the address has a pending invitation"));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(InvitationImport::Imported { weak })
+    }
+
     // ----- Invitations -----
 
     /// Creates an invitation and emails its code. If the email cannot be sent
@@ -738,7 +839,7 @@ impl Invitegate {
         email: Email,
         invitee_quota: Option<u32>,
     ) -> Result<InvitationSummary, Error> {
-        let delivery = Delivery { ttl: self.settings.invitation_ttl, email: true };
+        let delivery = Delivery { ttl: self.settings.invitation_ttl, email: true, charged: true };
         self.create_invitation(inviter, email, invitee_quota, delivery).await.map(|(summary, _)| summary)
     }
 
@@ -751,8 +852,11 @@ impl Invitegate {
         options: OperatorInvite,
     ) -> Result<(InvitationSummary, Option<SecretString>), Error> {
         let service = self.clone();
-        let delivery =
-            Delivery { ttl: options.expires_in.unwrap_or(self.settings.invitation_ttl), email: options.send_email };
+        let delivery = Delivery {
+            ttl: options.expires_in.unwrap_or(self.settings.invitation_ttl),
+            email: options.send_email,
+            charged: true,
+        };
         to_completion(async move { service.create_invitation(Inviter::Operator, email, options.quota, delivery).await })
             .await
     }
@@ -775,8 +879,10 @@ impl Invitegate {
         }
         let code = AccessCode::generate(&mut rand::rng());
         let charge = match &inviter {
-            Inviter::Operator => QuotaCharge::None,
-            Inviter::User(sub) => QuotaCharge::User { sub: sub.clone(), initial: self.settings.default_invite_quota },
+            Inviter::User(sub) if delivery.charged => {
+                QuotaCharge::User { sub: sub.clone(), initial: self.settings.default_invite_quota }
+            }
+            _ => QuotaCharge::None,
         };
         let new = NewInvitation {
             id: InvitationId::new(uuid::Uuid::new_v4().to_string()),

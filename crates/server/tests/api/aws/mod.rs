@@ -3,5 +3,6 @@
 //! runs them with `--include-ignored` and `INVITEGATE_TEST_BACKEND=aws`.
 
 pub mod fixture;
+mod import;
 mod outage;
 mod trigger;

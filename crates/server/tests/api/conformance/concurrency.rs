@@ -42,7 +42,7 @@ async fn a_lapsed_reservation_is_settled_before_the_code_is_used_again() {
     app.operator_invite("abe@example.com").await;
     let code = app.access_code("abe@example.com").await;
     let email = domain::Email::parse("abe@example.com").unwrap();
-    let hash = app.parts.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
+    let hash = app.parts.codes.present(&code);
     // A sign-up reserved the invitation and then died without creating a user.
     let outcome = app
         .parts
@@ -69,7 +69,7 @@ async fn a_reservation_that_lapses_and_expires_does_not_lock_the_email_out() {
     let first = app.operator_invite("bo@example.com").await;
     let code = app.access_code("bo@example.com").await;
     let email = domain::Email::parse("bo@example.com").unwrap();
-    let hash = app.parts.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
+    let hash = app.parts.codes.present(&code);
     let now = server::clock::Clock::now(&app.clock);
     app.parts.store.reserve(&email, &hash, domain::ReservationNonce::generate(&mut rand::rng()), now).await.unwrap();
     // The sign-up died and nobody came back before the invitation expired.
@@ -107,7 +107,7 @@ async fn an_open_sign_up_is_not_confirmed_by_an_invitees_reservation() {
     app.operator_invite("held@example.com").await;
     let code = app.access_code("held@example.com").await;
     let email = domain::Email::parse("held@example.com").unwrap();
-    let hash = app.parts.codes.hash_access_code(&domain::AccessCode::parse(&code).unwrap());
+    let hash = app.parts.codes.present(&code);
     // The invitee's sign-up holds the invitation (between reserving and creating the user)…
     let now = server::clock::Clock::now(&app.clock);
     let outcome = app

@@ -242,3 +242,81 @@ async fn recovery_code(app: &TestApp, to: &str, count: usize) -> String {
     let after = mail.split_once("code is ").expect("a recovery code").1;
     after.chars().take_while(char::is_ascii_digit).collect()
 }
+
+pub fn invite_import_args(file: PathBuf, rotate_weak: bool, dry_run: bool) -> server::config::InviteImportArgs {
+    server::config::InviteImportArgs {
+        file: Some(file),
+        from_dynamodb: None,
+        email_attr: "email".into(),
+        code_attr: "accessCode".into(),
+        expiry_attr: None,
+        inviter_attr: None,
+        rotate_weak,
+        dry_run,
+        rejects: None,
+    }
+}
+
+pub async fn import_invitations(app: &TestApp, args: &server::config::InviteImportArgs) -> String {
+    let mut out = Vec::new();
+    server::cli::import_invitations(&app.service, args, &mut out).await.unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+#[tokio::test]
+async fn invitations_from_the_old_system_keep_their_codes_and_weak_ones_can_be_replaced() {
+    let app = spawn_app().await;
+    let dir = tempfile::tempdir().unwrap();
+    app.invited_user("old-boss@example.com").await;
+    let expiry = (time::OffsetDateTime::now_utc() + time::Duration::days(3)).unix_timestamp();
+    let csv = format!(
+        "email,code,expires_at,inviter\n\
+         strong@example.com,  Beta-2023-q7Xz-Lp9W  ,{expiry},old-boss@example.com\n\
+         digits@example.com,482913,,\n\
+         gone@example.com,Zz9-Yy8-Xx7-Ww6,1600000000,\n\
+         orphan@example.com,Qq1-Rr2-Ss3-Tt4,,nobody@example.com\n\
+         old-boss@example.com,Mm1-Nn2-Oo3-Pp4,,\n"
+    );
+    let file = dir.path().join("invitations.csv");
+    std::fs::write(&file, csv).unwrap();
+
+    let dry = import_invitations(&app, &invite_import_args(file.clone(), false, true)).await;
+    assert!(dry.contains("Would import 2 invitations"), "{dry}");
+    assert_eq!(app.mail_count("digits@example.com").await, 0);
+
+    let report = import_invitations(&app, &invite_import_args(file.clone(), false, false)).await;
+    assert!(
+        report.contains("Imported 2 invitations; replaced 0 weak codes; skipped 1 already there; rejected 2"),
+        "{report}"
+    );
+    assert!(report.contains("1 of the imported codes look guessable"), "{report}");
+    let rejects = std::fs::read_to_string(dir.path().join("invitations.csv.rejected.csv")).unwrap();
+    assert!(rejects.contains("expired before the import") && rejects.contains("nobody@example.com has no account"));
+    assert!(!rejects.contains("Zz9") && !rejects.contains("Qq1"), "no code in the rejects: {rejects}");
+    assert_eq!(app.mail_count("strong@example.com").await, 0, "nothing is mailed: they have their code");
+
+    // The old code, exactly as issued (blanks aside), signs up; who invited whom is kept.
+    let wrong_case = app.sign_up("strong@example.com", PASSWORD, "BETA-2023-Q7XZ-LP9W").await;
+    expect_error(wrong_case, StatusCode::FORBIDDEN, "invalid_access_code").await;
+    let signed_up = app.sign_up("strong@example.com", PASSWORD, " Beta-2023-q7Xz-Lp9W").await;
+    let body = expect_json(signed_up, StatusCode::OK).await;
+    assert_eq!(body["userConfirmed"], true);
+    let tokens = app.sign_in("strong@example.com", PASSWORD).await;
+    let me = expect_json(app.get_auth("/me", tokens["accessToken"].as_str().unwrap()).await, StatusCode::OK).await;
+    assert_ne!(me["invitedBy"], "operator", "{me}");
+
+    // Again, with --rotate-weak: the six-digit code is replaced by one of ours, mailed.
+    let again = import_invitations(&app, &invite_import_args(file.clone(), true, false)).await;
+    assert!(again.contains("Imported 0 invitations; replaced 0 weak codes; skipped 3"), "{again}");
+    // (It was imported before, so it stays; a fresh one is rotated.)
+    let fresh = dir.path().join("more.jsonl");
+    std::fs::write(&fresh, "{\"email\": \"pin@example.com\", \"accessCode\": 1234}\n").unwrap();
+    let rotated = import_invitations(&app, &invite_import_args(fresh.clone(), true, false)).await;
+    assert!(rotated.contains("Imported 0 invitations; replaced 1 weak codes"), "{rotated}");
+    expect_error(app.sign_up("pin@example.com", PASSWORD, "1234").await, StatusCode::FORBIDDEN, "invalid_access_code")
+        .await;
+    let new_code = app.access_code("pin@example.com").await;
+    expect_json(app.sign_up("pin@example.com", PASSWORD, &new_code).await, StatusCode::OK).await;
+    // The weak one imported without --rotate-weak works as issued.
+    expect_json(app.sign_up("digits@example.com", PASSWORD, "482913").await, StatusCode::OK).await;
+}

@@ -9,7 +9,7 @@ mod confirmation;
 mod errors;
 mod flow;
 mod invitations;
-mod migration;
+pub mod migration;
 mod model;
 mod operations;
 mod pages;

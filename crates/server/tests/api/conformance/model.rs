@@ -92,8 +92,8 @@ async fn run_case(app: &TestApp, case: usize, ops: &[Op]) -> Result<(), TestCase
             }
             Op::Reserve { right_code } => {
                 let presented = match (&current, right_code) {
-                    (Some(c), true) => codes.hash_access_code(&c.code),
-                    _ => codes.hash_access_code(&AccessCode::generate(&mut rand::rng())),
+                    (Some(c), true) => codes.present(&c.code.expose_grouped()),
+                    _ => codes.present(&AccessCode::generate(&mut rand::rng()).expose_grouped()),
                 };
                 let expected = match (&current, right_code) {
                     (Some(c), true) => c.model.check_reservable(now),
