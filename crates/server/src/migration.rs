@@ -40,6 +40,10 @@ impl<T> Default for Checked<T> {
     }
 }
 
+/// One record as read: its position in the file, and what it holds, or what
+/// names it and why it cannot be imported.
+pub type ReadRecord<T> = (usize, Result<T, (String, String)>);
+
 /// The format of an export, from its extension, else from its first byte.
 fn is_json(path: &Path, content: &[u8]) -> bool {
     match path.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
@@ -259,7 +263,7 @@ fn raw_from_fields(fields: &std::collections::HashMap<String, String>) -> RawInv
 /// the same names, also camelCase).
 pub fn read_invitation_file(path: &Path) -> anyhow::Result<Checked<ImportedInvitation>> {
     let content = read(path)?;
-    let mut raw: Vec<(usize, Result<ImportedInvitation, (String, String)>)> = Vec::new();
+    let mut raw: Vec<ReadRecord<ImportedInvitation>> = Vec::new();
     let label = |fields: &std::collections::HashMap<String, String>, record: usize| {
         pick(fields, EMAIL_NAMES).cloned().unwrap_or_else(|| format!("record {record}"))
     };
@@ -315,7 +319,7 @@ pub fn read_invitation_file(path: &Path) -> anyhow::Result<Checked<ImportedInvit
 
 /// Sets aside a second invitation for the same email.
 pub fn dedupe_invitations(
-    raw: Vec<(usize, Result<ImportedInvitation, (String, String)>)>,
+    raw: Vec<ReadRecord<ImportedInvitation>>,
 ) -> Checked<ImportedInvitation> {
     let mut checked = Checked::default();
     let mut emails = HashSet::new();
