@@ -318,9 +318,7 @@ pub fn read_invitation_file(path: &Path) -> anyhow::Result<Checked<ImportedInvit
 }
 
 /// Sets aside a second invitation for the same email.
-pub fn dedupe_invitations(
-    raw: Vec<ReadRecord<ImportedInvitation>>,
-) -> Checked<ImportedInvitation> {
+pub fn dedupe_invitations(raw: Vec<ReadRecord<ImportedInvitation>>) -> Checked<ImportedInvitation> {
     let mut checked = Checked::default();
     let mut emails = HashSet::new();
     for (record, invitation) in raw {

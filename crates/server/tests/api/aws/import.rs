@@ -34,7 +34,8 @@ async fn invitations_are_scanned_page_by_page_from_the_old_dynamodb_table() {
     // More than one Scan page (500 items each), as the write-up kept them:
     // an email and an access code, here a mix of strong and six-digit codes.
     let count = 640;
-    let code_of = |i: usize| if i % 10 == 0 { format!("{:06}", 100_000 + i) } else { format!("Old-{i:04}-kQ8x-Zp3W") };
+    let code_of =
+        |i: usize| if i.is_multiple_of(10) { format!("{:06}", 100_000 + i) } else { format!("Old-{i:04}-kQ8x-Zp3W") };
     let items: Vec<WriteRequest> = (0..count)
         .map(|i| {
             let item = HashMap::from([
