@@ -3,4 +3,5 @@
 //! and Lambda SDKs).
 
 pub mod bench;
+pub mod firebase;
 pub mod provision;

@@ -6,5 +6,6 @@ mod cli;
 mod crash;
 mod delivery;
 mod faults;
+mod import;
 mod local;
 mod operations;
