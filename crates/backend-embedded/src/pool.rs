@@ -426,18 +426,10 @@ impl UserPool for LocalUserPool {
         _access_token: &SecretString,
         previous: &SecretString,
         proposed: &Password,
-        _now: OffsetDateTime,
+        now: OffsetDateTime,
     ) -> Result<(), Error> {
         self.check_password(user, previous).await?;
-        let password_hash = self.hashing.hash(proposed.expose()).await?;
-        let sub = user.sub.clone();
-        self.db
-            .write(move |tx| {
-                tx.execute("UPDATE users SET password_hash = ?2 WHERE sub = ?1", params![sub.as_str(), password_hash])
-                    .map_err(db_err)?;
-                Ok(())
-            })
-            .await
+        self.set_password(user, proposed, now).await
     }
 
     async fn global_sign_out(&self, user: &UserRecord, now: OffsetDateTime) -> Result<(), Error> {

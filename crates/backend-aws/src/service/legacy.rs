@@ -81,10 +81,20 @@ fn get_n(item: &Item, name: &str) -> Option<u32> {
     item.get(name).and_then(|v| v.as_n().ok()).and_then(|n| n.parse().ok())
 }
 
-fn conditional_failed<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
-    error: &aws_sdk_dynamodb::error::SdkError<E>,
-) -> bool {
-    error.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+/// A conditional write whose condition did not hold did nothing, which is
+/// what the caller wanted then (the record had moved on already).
+fn unless_condition_failed<T, E>(
+    result: Result<T, aws_sdk_dynamodb::error::SdkError<E>>,
+    operation: &str,
+) -> Result<(), Error>
+where
+    E: aws_sdk_dynamodb::error::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+{
+    match result {
+        Ok(_) => Ok(()),
+        Err(e) if e.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException") => Ok(()),
+        Err(e) => Err(unexpected(e, operation)),
+    }
 }
 
 impl DynamoLegacyPasswords {
@@ -138,11 +148,7 @@ impl DynamoLegacyPasswords {
             .expression_attribute_values(":pending", s(LegacyState::Pending.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if conditional_failed(&e) => Ok(()),
-            Err(e) => Err(unexpected(e, "DynamoDB UpdateItem (activating a legacy password)")),
-        }
+        unless_condition_failed(result, "DynamoDB UpdateItem (activating a legacy password)")
     }
 
     async fn params_by_id(&self, id: &str) -> Result<FirebaseHashParams, Error> {
@@ -259,11 +265,7 @@ impl LegacyPasswords for DynamoLegacyPasswords {
             .expression_attribute_values(":pending", s(LegacyState::Pending.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if conditional_failed(&e) => Ok(()),
-            Err(e) => Err(unexpected(e, "DynamoDB DeleteItem (legacy password)")),
-        }
+        unless_condition_failed(result, "DynamoDB DeleteItem (legacy password)")
     }
 
     async fn active_password(&self, email: &Email) -> Result<Option<LegacyPassword>, Error> {
@@ -302,10 +304,6 @@ impl LegacyPasswords for DynamoLegacyPasswords {
             .expression_attribute_values(":active", s(LegacyState::Active.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if conditional_failed(&e) => Ok(()),
-            Err(e) => Err(unexpected(e, "DynamoDB UpdateItem (retiring a legacy password)")),
-        }
+        unless_condition_failed(result, "DynamoDB UpdateItem (retiring a legacy password)")
     }
 }
