@@ -142,11 +142,13 @@ impl Browser {
         self.client.find(Locator::Css(css)).await.unwrap().click().await.unwrap();
     }
 
-    /// Clicks, then waits for the next page to show `expect`.
+    /// Clicks, then waits for the next page (a new document, not the one
+    /// clicked on, which may show `expect` too) to show `expect`.
     pub async fn click(&self, css: &str, expect: &str) {
         let element = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("{css}: {e}"));
+        self.client.execute("document.documentElement.setAttribute('data-left', '')", vec![]).await.unwrap();
         element.click().await.unwrap();
-        self.wait_for(expect).await;
+        self.wait_for(&format!("html:not([data-left]) {expect}")).await;
     }
 
     pub async fn wait_for(&self, css: &str) {

@@ -55,6 +55,8 @@ async fn an_invitee_signs_up_from_the_scanned_link_and_invites_a_friend_whose_li
     browser.check_page(backend, "signup").await;
     sign_up_from_link(&browser, &link, alice, PASSWORD).await;
     assert!(browser.text("main").await.contains(alice));
+    let code = link.split("code=").nth(1).unwrap();
+    assert!(!captured_log().contains(code), "the code in the link never reaches the log");
     browser.check_page(backend, "account").await;
 
     // Invite a friend from the account page.
