@@ -188,7 +188,7 @@ pub fn read_firebase_export(path: &Path, now: OffsetDateTime) -> anyhow::Result<
                 let id = user.firebase_uid.clone();
                 if !uids.insert(user.firebase_uid.clone()) {
                     checked.rejected.push(Rejected { record, id, reason: "localId appears twice in the file".into() });
-                } else if !emails.insert(user.email.as_str().to_lowercase()) {
+                } else if !emails.insert(user.email.clone()) {
                     checked.rejected.push(Rejected { record, id, reason: "email appears twice in the file".into() });
                 } else {
                     checked.records.push(user);
@@ -324,7 +324,7 @@ pub fn dedupe_invitations(raw: Vec<ReadRecord<ImportedInvitation>>) -> Checked<I
     for (record, invitation) in raw {
         match invitation {
             Err((id, reason)) => checked.rejected.push(Rejected { record, id, reason }),
-            Ok(invitation) if !emails.insert(invitation.email.as_str().to_lowercase()) => {
+            Ok(invitation) if !emails.insert(invitation.email.clone()) => {
                 let id = invitation.email.to_string();
                 checked.rejected.push(Rejected { record, id, reason: "email appears twice".into() });
             }

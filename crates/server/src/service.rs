@@ -362,15 +362,14 @@ impl Invitegate {
 
     /// Step 1: the invitation matching the email and code, reserved for this sign-up.
     async fn reserve(&self, email: &Email, code: &PresentedCode, now: OffsetDateTime) -> Result<Reservation, Error> {
-        let code_hash = code;
         let nonce = || ReservationNonce::generate(&mut rand::rng());
-        match self.store.reserve(email, code_hash, nonce(), now).await? {
+        match self.store.reserve(email, code, nonce(), now).await? {
             ReserveOutcome::Reserved(reservation) => Ok(reservation),
             ReserveOutcome::Lapsed(invitation) => {
                 if self.settle_lapsed(&invitation).await? {
                     return Err(Error::InvitationRedeemed);
                 }
-                match self.store.reserve(email, code_hash, nonce(), now).await? {
+                match self.store.reserve(email, code, nonce(), now).await? {
                     ReserveOutcome::Reserved(reservation) => Ok(reservation),
                     ReserveOutcome::Lapsed(_) => Err(Error::InvitationInUse),
                 }
@@ -678,17 +677,13 @@ impl Invitegate {
         dry_run: bool,
     ) -> Result<ImportReport, Error> {
         let emails: Vec<Email> = users.iter().map(|user| user.email.clone()).collect();
-        let known: std::collections::HashMap<String, LegacyState> = self
-            .legacy
-            .legacy_states(&emails)
-            .await?
-            .into_iter()
-            .map(|(email, state)| (email.as_str().to_lowercase(), state))
-            .collect();
+        // Emails are normalised (lower case) when parsed, so they compare as keys.
+        let known: std::collections::HashMap<Email, LegacyState> =
+            self.legacy.legacy_states(&emails).await?.into_iter().collect();
         let mut report = ImportReport::default();
         let (mut fresh, mut todo) = (Vec::new(), Vec::new());
         for user in users {
-            match known.get(&user.email.as_str().to_lowercase()) {
+            match known.get(&user.email) {
                 Some(LegacyState::Active | LegacyState::Retired) => report.skipped += 1,
                 Some(LegacyState::Pending) => todo.push(user.clone()),
                 None => {
